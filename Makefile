@@ -27,7 +27,7 @@ OPT ?= -O2 -g
 CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -D_GNU_SOURCE \
 	-DCOCOD_VERSION='"$(VERSION)"' -DCOCOD_COMMIT='"$(GIT_COMMIT)"' \
 	-fstack-protector-strong -fPIE -MMD -MP \
-	-Icore -Itee -Ilua $(PKG_CFLAGS) $(CFLAGS)
+	-iquote core -iquote tee -iquote lua $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LIBS := $(PKG_LIBS) $(HTTP_PARSER_LIBS) -lm
 
@@ -78,7 +78,8 @@ install: $(BUILD)/cocod
 	install -m 0755 $(BUILD)/cocod $(DESTDIR)$(PREFIX)/bin/cocod
 	sed 's|@BINDIR@|$(PREFIX)/bin|' packaging/cocod.service.in \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/cocod.service
-	install -m 0644 packaging/cocod.toml $(DESTDIR)/etc/cocod/cocod.toml.example
+	test -e $(DESTDIR)/etc/cocod/cocod.toml || \
+		install -m 0644 packaging/cocod.toml $(DESTDIR)/etc/cocod/cocod.toml
 
 clean:
 	rm -rf build

@@ -31,14 +31,23 @@ struct config {
 	uint64_t shutdown_grace_ms;
 	uint64_t max_connections;
 	bool metrics_public;     /* /metrics without a token */
+	char *node_name;         /* "" = this host's name */
+	char *default_runtime_class;
+	uint64_t node_cpu_milli; /* 0 = detect */
+	uint64_t node_memory_bytes; /* 0 = detect */
+	uint64_t reserved_cpu_milli;
+	uint64_t reserved_memory_bytes;
+	uint64_t max_pods;
+	uint64_t events_kept;
+	uint64_t event_ttl_ms;
 };
 
 /* Fills defaults; config_fini frees every string. */
 void config_init(struct config *c);
 void config_fini(struct config *c);
 
-/* Reads `path`; later keys override earlier ones; on error e->msg is
- * "path:line: message". */
+/* Reads `path` (a key given twice is an error); on error e->msg is
+ * "path:line: message" and `c` is unchanged. */
 int config_load_file(struct config *c, const char *path, struct err *e);
 
 /* Sets one option from a string (a command-line flag): `name` is the key

@@ -69,6 +69,7 @@ void http_server_free(http_server *s);
 
 /* Number of open connections and of requests with their handler now. */
 unsigned http_server_connections(const http_server *s);
+unsigned http_server_requests(const http_server *s);
 
 /* --- request accessors (valid until the request is finished) --- */
 const char *http_req_method(const http_req *r);     /* "GET" */

@@ -57,13 +57,9 @@ char *xasprintf(const char *fmt, ...)
 	va_list ap;
 	buf_init(&b);
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	buf_reserve(&b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(b.data, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	return b.data;
+	return buf_steal(&b, NULL);
 }
 
 void buf_init(struct buf *b)
@@ -80,8 +76,10 @@ void buf_fini(struct buf *b)
 
 void buf_reserve(struct buf *b, size_t extra)
 {
-	if (b->len + extra + 1 <= b->cap)
+	if (b->len + extra + 1 <= b->cap) {
+		b->data[b->len] = '\0';
 		return;
+	}
 	size_t cap = b->cap ? b->cap : 64;
 	while (cap < b->len + extra + 1)
 		cap *= 2;
@@ -100,19 +98,32 @@ void buf_add(struct buf *b, const void *p, size_t n)
 
 void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	char small[256];
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	if (n < 0) {
+		va_end(again);
+		return;
+	}
+	if ((size_t)n < sizeof small) {
+		buf_add(b, small, (size_t)n);
+	} else {
+		buf_reserve(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+		b->len += (size_t)n;
+	}
+	va_end(again);
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	if (n <= 0)
-		return;
-	buf_reserve(b, (size_t)n);
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
 }
 
 char *buf_steal(struct buf *b, size_t *len)

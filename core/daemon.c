@@ -1,0 +1,224 @@
+/* daemon: start-up in dependency order (data dir and its lock, store,
+ * admin token, TLS, HTTP listener, kubeconfig), the loop, and a graceful
+ * shutdown on the first SIGTERM/SIGINT (a second one exits at once). */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api.h"
+#include "auth.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+#include "tls.h"
+#include "util.h"
+
+struct daemon {
+	const struct config *cfg;
+	uv_loop_t *loop;
+	uv_signal_t sigterm, sigint;
+	store *store;
+	metrics *metrics;
+	api *api;
+	http_server *http;
+	SSL_CTX *tls;
+	struct tls_paths tls_paths;
+	int lock_fd;
+	int stopping;
+	char url[128];
+};
+
+int daemon_open_store(const char *data_dir, store **out, struct err *e)
+{
+	if (mkdir_p(data_dir, 0700, e))
+		return e->code;
+	cleanup_free char *path = xasprintf("%s/cocod.db", data_dir);
+	return store_open(path, out, e);
+}
+
+/* One daemon per data directory: an exclusive flock on <dir>/cocod.lock,
+ * held until exit, with the owner's pid inside for the error message. */
+static int lock_data_dir(struct daemon *d, struct err *e)
+{
+	cleanup_free char *path = xasprintf("%s/cocod.lock", d->cfg->data_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0)
+		return err_set(e, ERR_IO, "open %s: %s", path, strerror(errno));
+	if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "";
+		ssize_t n = pread(d->lock_fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		return err_set(e, ERR_CONFLICT, "another cocod (pid %s) is using data directory %s",
+			       pid[0] ? pid : "?", d->cfg->data_dir);
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(d->lock_fd, 0) < 0 || pwrite(d->lock_fd, pid, (size_t)n, 0) != n)
+		log_warn("daemon", "cannot record pid in %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int setup_tls(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	if (c->plain_http)
+		return 0;
+	if (c->tls_cert[0]) {
+		d->tls_paths.cert = xstrdup(c->tls_cert);
+		d->tls_paths.key = xstrdup(c->tls_key);
+	} else {
+		int issued;
+		if (tls_ensure_pki(c->data_dir, c->tls_extra_names, &d->tls_paths, &issued, e))
+			return err_wrap(e, "TLS");
+	}
+	if (tls_server_ctx(d->tls_paths.cert, d->tls_paths.key, &d->tls, e))
+		return err_wrap(e, "TLS");
+	return 0;
+}
+
+static void on_render(metrics *m, void *arg)
+{
+	struct daemon *d = arg;
+	metrics_gauge_set(m, "cocod_http_connections", "Open HTTP connections.", NULL,
+			  d->http ? http_server_connections(d->http) : 0);
+}
+
+static int start_http(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	char host[64];
+	int port;
+	if (config_parse_listen(c->listen, host, sizeof host, &port, e))
+		return e->code;
+	struct http_server_opts o = {
+		.host = host,
+		.port = port,
+		.max_header_bytes = c->max_header_bytes,
+		.max_body_bytes = c->max_body_bytes,
+		.request_timeout_ms = c->request_timeout_ms,
+		.idle_timeout_ms = c->idle_timeout_ms,
+		.max_connections = (unsigned)c->max_connections,
+		.tls_ctx = d->tls,
+		.handler = api_handle,
+		.done = api_done,
+		.ud = d->api,
+	};
+	if (http_server_start(d->loop, &o, &d->http, e))
+		return err_wrap(e, "listen on %s", c->listen);
+	/* Clients reach a wildcard listener through loopback. */
+	const char *chost = strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : strcmp(host, "::") == 0 ? "::1" : host;
+	int v6 = strchr(chost, ':') != NULL;
+	snprintf(d->url, sizeof d->url, "%s://%s%s%s:%d", c->plain_http ? "http" : "https",
+		 v6 ? "[" : "", chost, v6 ? "]" : "", http_server_port(d->http));
+	return 0;
+}
+
+static void on_closed(void *arg)
+{
+	struct daemon *d = arg;
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct daemon *d = h->data;
+	if (d->stopping) {
+		log_warn("daemon", "second %s: exiting now", strsignal(signum));
+		_exit(1);
+	}
+	d->stopping = 1;
+	log_info("daemon", "%s: shutting down grace_ms=%llu", strsignal(signum),
+		 (unsigned long long)d->cfg->shutdown_grace_ms);
+	api_set_ready(d->api, false);
+	http_server_shutdown(d->http, d->cfg->shutdown_grace_ms, on_closed, d);
+}
+
+static void print_banner(const struct daemon *d)
+{
+	const char *dir = d->cfg->data_dir;
+	printf("cocod %s serving %s\n", COCOD_VERSION, d->url);
+	printf("  admin token: %s/admin.token\n", dir);
+	printf("  kubeconfig:  %s/kubeconfig\n", dir);
+	if (d->tls_paths.ca_cert)
+		printf("  CA:          %s\n", d->tls_paths.ca_cert);
+	printf("try: kubectl --kubeconfig %s/kubeconfig version\n", dir);
+	if (d->tls_paths.ca_cert)
+		printf(" or: curl --cacert %s -H \"Authorization: Bearer $(cat %s/admin.token)\" %s/version\n",
+		       d->tls_paths.ca_cert, dir, d->url);
+	fflush(stdout);
+}
+
+static int start(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	int created;
+	if (mkdir_p(c->data_dir, 0700, e) || lock_data_dir(d, e))
+		return e->code;
+	if (daemon_open_store(c->data_dir, &d->store, e))
+		return err_wrap(e, "store");
+	if (auth_init(d->store, c->data_dir, &created, e) || setup_tls(d, e))
+		return e->code;
+	d->metrics = metrics_new(COCOD_VERSION, COCOD_COMMIT);
+	metrics_on_render(d->metrics, on_render, d);
+	d->api = api_new(d->store, d->metrics);
+	if (api_register_core(d->api, c->metrics_public, e) || start_http(d, e))
+		return e->code;
+	if (auth_write_kubeconfig(d->store, c->data_dir, d->url, d->tls_paths.ca_cert, e))
+		return err_wrap(e, "kubeconfig");
+	uv_signal_init(d->loop, &d->sigterm);
+	uv_signal_init(d->loop, &d->sigint);
+	d->sigterm.data = d->sigint.data = d;
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	api_set_ready(d->api, true);
+	log_info("daemon", "listening url=%s data_dir=%s tls=%s", d->url, c->data_dir,
+		 c->plain_http ? "off" : "on");
+	print_banner(d);
+	return 0;
+}
+
+static void stop(struct daemon *d)
+{
+	http_server_free(d->http);
+	api_free(d->api);
+	metrics_free(d->metrics);
+	store_close(d->store);
+	SSL_CTX_free(d->tls);
+	tls_paths_fini(&d->tls_paths);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+}
+
+int daemon_run(const struct config *cfg)
+{
+	struct daemon d = {.cfg = cfg, .lock_fd = -1};
+	struct err e = {0};
+	uv_loop_t loop;
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_init(&loop);
+	d.loop = &loop;
+	int rc = start(&d, &e);
+	if (rc) {
+		log_error("daemon", "cannot start: %s", e.msg);
+		if (d.http)
+			http_server_shutdown(d.http, 0, NULL, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	} else {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		log_info("daemon", "stopped");
+	}
+	stop(&d);
+	uv_loop_close(&loop);
+	return rc ? 1 : 0;
+}
