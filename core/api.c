@@ -16,6 +16,7 @@
 
 struct api {
 	store *store;
+	auth *auth;
 	metrics *metrics;
 	router *router;
 	bool ready;
@@ -27,10 +28,11 @@ struct entry {
 	api_handler fn;
 };
 
-api *api_new(store *s, metrics *m)
+api *api_new(store *s, auth *au, metrics *m)
 {
 	api *a = xcalloc(1, sizeof *a);
 	a->store = s;
+	a->auth = au;
 	a->metrics = m;
 	a->router = router_new();
 	return a;
@@ -116,7 +118,7 @@ void api_handle(http_req *r, void *ud)
 		router_match(a->router, http_req_method(r), http_req_path(r), &rt, &p, allow, sizeof allow);
 	http_req_set_label(r, res == ROUTER_FOUND ? rt->pattern : "unmatched");
 	if (!(res == ROUTER_FOUND && (rt->flags & API_PUBLIC)) &&
-	    auth_check(a->store, http_req_header(r, "Authorization"), &e) != 0) {
+	    auth_check(a->auth, http_req_header(r, "Authorization"), &e) != 0) {
 		route_params_fini(&p);
 		api_error(r, &e);
 		return;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "auth.h"
 #include "err.h"
 #include "http.h"
 #include "metrics.h"
@@ -26,7 +27,8 @@ enum api_flags {
 	API_PUBLIC = 1, /* no admin token needed */
 };
 
-api *api_new(store *s, metrics *m);
+/* `au` and `m` are borrowed. */
+api *api_new(store *s, auth *au, metrics *m);
 void api_free(api *a);
 
 /* Registers a route; pattern and method are borrowed (use literals). */

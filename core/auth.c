@@ -4,6 +4,7 @@
 #include "auth.h"
 
 #include <string.h>
+#include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -25,8 +26,10 @@ static void sha256_hex(const char *data, size_t len, char out[65])
 
 static char *token_path(const char *data_dir) { return xasprintf("%s/admin.token", data_dir); }
 
-/* Generates a token, writes the file and stores its hash, in that order:
- * a crash in between leaves the old hash, and the operator rotates again. */
+/* Generates a token, stores its hash, then writes the file: a running
+ * daemon re-reads the hash when it sees the file change, so the old token
+ * stops working at once.  A crash in between leaves a hash without its
+ * file; running `cocod token rotate` again recovers. */
 static int new_token(store *s, const char *data_dir, struct err *e)
 {
 	unsigned char raw[32];
@@ -38,11 +41,11 @@ static int new_token(store *s, const char *data_dir, struct err *e)
 	sha256_hex(tok, AUTH_TOKEN_LEN, hash);
 	tok[AUTH_TOKEN_LEN] = '\n';
 	cleanup_free char *path = token_path(data_dir);
-	int rc = file_write_atomic(path, tok, AUTH_TOKEN_LEN + 1, 0600, e);
+	int rc = store_meta_set(s, META_HASH, hash, e);
+	if (rc == 0)
+		rc = file_write_atomic(path, tok, AUTH_TOKEN_LEN + 1, 0600, e);
 	OPENSSL_cleanse(tok, sizeof tok);
-	if (rc)
-		return rc;
-	return store_meta_set(s, META_HASH, hash, e);
+	return rc;
 }
 
 int auth_init(store *s, const char *data_dir, int *created, struct err *e)
@@ -62,7 +65,52 @@ int auth_init(store *s, const char *data_dir, int *created, struct err *e)
 	return rc;
 }
 
-int auth_check(store *s, const char *authorization, struct err *e)
+struct auth {
+	store *store;
+	char *token_path;
+	char hash[65]; /* "" when not cached */
+	struct stat seen; /* of the token file when the hash was read */
+};
+
+auth *auth_new(store *s, const char *data_dir)
+{
+	auth *a = xcalloc(1, sizeof *a);
+	a->store = s;
+	a->token_path = token_path(data_dir);
+	return a;
+}
+
+void auth_free(auth *a)
+{
+	if (!a)
+		return;
+	free(a->token_path);
+	free(a);
+}
+
+static int same_file(const struct stat *x, const struct stat *y)
+{
+	return x->st_ino == y->st_ino && x->st_dev == y->st_dev &&
+	       x->st_mtim.tv_sec == y->st_mtim.tv_sec && x->st_mtim.tv_nsec == y->st_mtim.tv_nsec;
+}
+
+/* Reads the stored hash into the cache; 0 or -1 when there is none. */
+static int reload(auth *a)
+{
+	char *stored = NULL;
+	struct err ignored;
+	a->hash[0] = '\0';
+	if (stat(a->token_path, &a->seen) != 0)
+		memset(&a->seen, 0, sizeof a->seen);
+	if (store_meta_get(a->store, META_HASH, &stored, &ignored) != 0)
+		return -1;
+	if (strlen(stored) == 64)
+		memcpy(a->hash, stored, 65);
+	free(stored);
+	return a->hash[0] ? 0 : -1;
+}
+
+int auth_check(auth *a, const char *authorization, struct err *e)
 {
 	static const char prefix[] = "Bearer ";
 	if (!authorization)
@@ -72,14 +120,20 @@ int auth_check(store *s, const char *authorization, struct err *e)
 	const char *tok = authorization + sizeof prefix - 1;
 	while (*tok == ' ')
 		tok++;
-	char presented[65], *stored = NULL;
+	char presented[65];
+	struct stat now;
 	sha256_hex(tok, strlen(tok), presented);
-	struct err ignored;
-	if (store_meta_get(s, META_HASH, &stored, &ignored) != 0)
-		return err_set(e, ERR_UNAUTHORIZED, "Unauthorized: no admin token is configured");
-	int ok = strlen(stored) == 64 && ct_equal(presented, stored, 64);
-	free(stored);
-	return ok ? 0 : err_set(e, ERR_UNAUTHORIZED, "Unauthorized: invalid bearer token");
+	int file_ok = stat(a->token_path, &now) == 0;
+	if (!a->hash[0] || !file_ok || !same_file(&now, &a->seen))
+		reload(a);
+	if (a->hash[0] && ct_equal(presented, a->hash, 64))
+		return 0;
+	/* A token newer than the cache (rotation seen before its file): one
+	 * more look at the store decides. */
+	if (reload(a) == 0 && ct_equal(presented, a->hash, 64))
+		return 0;
+	return err_set(e, ERR_UNAUTHORIZED, a->hash[0] ? "Unauthorized: invalid bearer token"
+						      : "Unauthorized: no admin token is configured");
 }
 
 /* Base64 of a whole file (the CA certificate for the kubeconfig). */

@@ -15,10 +15,17 @@
  * The token file is (re)written only on creation. */
 int auth_init(store *s, const char *data_dir, int *created, struct err *e);
 
+/* The daemon's view of the admin token: the stored hash, cached, and read
+ * again when <data-dir>/admin.token changes (rotation writes the store
+ * first, then the file) or when a token does not match the cached hash. */
+typedef struct auth auth;
+auth *auth_new(store *s, const char *data_dir);
+void auth_free(auth *a);
+
 /* Checks an Authorization header value ("Bearer <token>", may be NULL):
  * 0 when it carries the admin token, ERR_UNAUTHORIZED otherwise (with a
  * message that never echoes the presented token). */
-int auth_check(store *s, const char *authorization, struct err *e);
+int auth_check(auth *a, const char *authorization, struct err *e);
 
 /* Replaces the token: new hash in the store, new admin.token and, when it
  * exists, the token in the kubeconfig. */

@@ -16,8 +16,12 @@
 #include "api.h"
 #include "auth.h"
 #include "http.h"
+#include "kapi.h"
 #include "log.h"
 #include "metrics.h"
+#include "objects.h"
+#include "podsvc.h"
+#include "sched.h"
 #include "store.h"
 #include "tls.h"
 #include "util.h"
@@ -27,6 +31,10 @@ struct daemon {
 	uv_loop_t *loop;
 	uv_signal_t sigterm, sigint;
 	store *store;
+	auth *auth;
+	objects *objects;
+	podsvc *pods;
+	kapi *kapi;
 	metrics *metrics;
 	api *api;
 	http_server *http;
@@ -123,11 +131,58 @@ static int start_http(struct daemon *d, struct err *e)
 	return 0;
 }
 
-static void on_closed(void *arg)
+static void on_pods_closed(void *arg)
 {
 	struct daemon *d = arg;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_closed(void *arg)
+{
+	struct daemon *d = arg;
+	podsvc_close(d->pods, on_pods_closed, d);
+}
+
+/* Node capacity: configured, or detected minus the reservations. */
+static int node_capacity(const struct config *c, struct sched_node *node, struct err *e)
+{
+	if (sched_detect_node(c->reserved_cpu_milli, c->reserved_memory_bytes, (uint32_t)c->max_pods,
+			      node, e))
+		return e->code;
+	if (c->node_cpu_milli)
+		node->cpu_milli = c->node_cpu_milli > c->reserved_cpu_milli ? c->node_cpu_milli - c->reserved_cpu_milli : 0;
+	if (c->node_memory_bytes)
+		node->mem_bytes = c->node_memory_bytes > c->reserved_memory_bytes
+					  ? c->node_memory_bytes - c->reserved_memory_bytes : 0;
+	return 0;
+}
+
+static int start_pods(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	char host[256] = "cocod";
+	struct podsvc_opts o = {
+		.default_runtime_class = c->default_runtime_class,
+		.events_kept = (int64_t)c->events_kept,
+		.events_max_age_s = (int64_t)(c->event_ttl_ms / 1000),
+	};
+	if (c->node_name[0])
+		snprintf(host, sizeof host, "%s", c->node_name);
+	else if (gethostname(host, sizeof host) != 0 || !host[0])
+		snprintf(host, sizeof host, "cocod");
+	for (char *p = host; *p; p++) /* node names are DNS subdomains */
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + 32);
+	o.node_name = host;
+	if (node_capacity(c, &o.node, e) || objects_new(d->store, &d->objects, e) ||
+	    podsvc_new(d->loop, d->objects, &o, &d->pods, e))
+		return err_wrap(e, "pods");
+	log_info("daemon", "node name=%s cpu_milli=%llu memory_bytes=%llu max_pods=%u", host,
+		 (unsigned long long)o.node.cpu_milli, (unsigned long long)o.node.mem_bytes,
+		 o.node.max_pods);
+	d->kapi = kapi_new(d->loop, d->objects, d->pods);
+	return kapi_register(d->kapi, d->api, e);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -141,6 +196,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	log_info("daemon", "%s: shutting down grace_ms=%llu", strsignal(signum),
 		 (unsigned long long)d->cfg->shutdown_grace_ms);
 	api_set_ready(d->api, false);
+	kapi_close_watches(d->kapi);
 	http_server_shutdown(d->http, d->cfg->shutdown_grace_ms, on_closed, d);
 }
 
@@ -171,8 +227,9 @@ static int start(struct daemon *d, struct err *e)
 		return e->code;
 	d->metrics = metrics_new(COCOD_VERSION, COCOD_COMMIT);
 	metrics_on_render(d->metrics, on_render, d);
-	d->api = api_new(d->store, d->metrics);
-	if (api_register_core(d->api, c->metrics_public, e) || start_http(d, e))
+	d->auth = auth_new(d->store, c->data_dir);
+	d->api = api_new(d->store, d->auth, d->metrics);
+	if (api_register_core(d->api, c->metrics_public, e) || start_pods(d, e) || start_http(d, e))
 		return e->code;
 	if (auth_write_kubeconfig(d->store, c->data_dir, d->url, d->tls_paths.ca_cert, e))
 		return err_wrap(e, "kubeconfig");
@@ -191,7 +248,11 @@ static int start(struct daemon *d, struct err *e)
 static void stop(struct daemon *d)
 {
 	http_server_free(d->http);
+	kapi_free(d->kapi);
+	podsvc_free(d->pods);
+	objects_free(d->objects);
 	api_free(d->api);
+	auth_free(d->auth);
 	metrics_free(d->metrics);
 	store_close(d->store);
 	SSL_CTX_free(d->tls);
@@ -213,6 +274,8 @@ int daemon_run(const struct config *cfg)
 		log_error("daemon", "cannot start: %s", e.msg);
 		if (d.http)
 			http_server_shutdown(d.http, 0, NULL, NULL);
+		if (d.pods)
+			podsvc_close(d.pods, NULL, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 	} else {
 		uv_run(&loop, UV_RUN_DEFAULT);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -50,6 +51,12 @@ static const struct command commands[] = {
 	 "\n"
 	 "rotate  replaces the admin token: writes a new <data-dir>/admin.token and\n"
 	 "        kubeconfig; the old token stops working at once, even for a running daemon.\n"},
+	{"apply", cli_apply, "create pods from a YAML/JSON file (or update their labels)",
+	 "usage: cocod apply -f FILE|- [options]   (cocod apply --help)\n"},
+	{"get", cli_get, "list pods or events", "usage: cocod get pods|events [NAME] [-o json|yaml|wide]\n"},
+	{"describe", cli_describe, "show a pod with its events", "usage: cocod describe pod NAME\n"},
+	{"delete", cli_delete, "delete a pod", "usage: cocod delete pod NAME [--grace-period N] [--force]\n"},
+	{"logs", cli_logs, "print a container's logs", "usage: cocod logs NAME [-c CONTAINER] [-f]\n"},
 	{"version", cmd_version, "print the version", "usage: cocod version\n"},
 	{"help", cmd_help, "list commands, or `help COMMAND`, or `help config`",
 	 "usage: cocod help [COMMAND|config]\n"},
@@ -82,32 +89,11 @@ static int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* ./var beside a source checkout (the binary is <checkout>/build/cocod or
- * build/san/cocod and <checkout>/build.sh exists), else /var/lib/cocod. */
-static char *default_data_dir(void)
-{
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		for (int up = 0; up < 3; up++) {
-			char *slash = strrchr(exe, '/');
-			if (!slash || slash == exe)
-				break;
-			*slash = '\0';
-			cleanup_free char *probe = xasprintf("%s/build.sh", exe);
-			if (access(probe, F_OK) == 0)
-				return xasprintf("%s/var", exe);
-		}
-	}
-	return xstrdup("/var/lib/cocod");
-}
-
 /* Makes data_dir absolute (libvirt's embedded root and the kubeconfig need
  * absolute paths) and fills in the default. */
 static int resolve_data_dir(struct config *c)
 {
-	char *dir = c->data_dir[0] ? xstrdup(c->data_dir) : default_data_dir();
+	char *dir = c->data_dir[0] ? xstrdup(c->data_dir) : cli_default_data_dir();
 	if (dir[0] != '/') {
 		char cwd[PATH_MAX];
 		if (!getcwd(cwd, sizeof cwd)) {

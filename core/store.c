@@ -48,6 +48,7 @@ static const char *const migrations[] = {
 	"	PRIMARY KEY (kind, namespace, name)\n"
 	");\n"
 	"CREATE INDEX objects_created ON objects (kind, created);\n"
+	"CREATE INDEX objects_rv ON objects (kind, rv);\n"
 	"CREATE TABLE changes (\n"
 	"	rv INTEGER PRIMARY KEY,\n"
 	"	kind TEXT NOT NULL,\n"
@@ -169,7 +170,7 @@ static int configure(store *s, struct err *e)
 		return e->code;
 	if (strcasecmp(mode, "wal") != 0)
 		return err_set(e, ERR_DB, "cannot enable WAL: journal mode is %s", mode);
-	return store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL", e);
+	return store_exec(s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -4096", e);
 }
 
 static int read_version(store *s, int *v, struct err *e)

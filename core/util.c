@@ -305,3 +305,92 @@ int parse_duration_ms(const char *s, uint64_t *out)
 		}
 	return -1;
 }
+
+/* --- strmap --- */
+
+static const char strmap_gone_mark;
+#define STRMAP_GONE (&strmap_gone_mark)
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+void strmap_init(struct strmap *m) { memset(m, 0, sizeof *m); }
+
+void strmap_fini(struct strmap *m)
+{
+	free(m->slots);
+	strmap_init(m);
+}
+
+/* The slot holding `key`, or the first free one on its probe path. */
+static struct strmap_slot *probe(const struct strmap *m, const char *key, int for_insert)
+{
+	struct strmap_slot *tomb = NULL;
+	size_t mask = m->cap - 1;
+	for (size_t i = fnv1a(key) & mask;; i = (i + 1) & mask) {
+		struct strmap_slot *sl = &m->slots[i];
+		if (!sl->key)
+			return for_insert && tomb ? tomb : sl;
+		if (sl->key == STRMAP_GONE) {
+			if (!tomb)
+				tomb = sl;
+		} else if (strcmp(sl->key, key) == 0) {
+			return sl;
+		}
+	}
+}
+
+static void grow(struct strmap *m)
+{
+	struct strmap old = *m;
+	m->cap = old.cap ? old.cap * 2 : 16;
+	while (m->cap < 2 * (old.live + 1))
+		m->cap *= 2;
+	m->slots = xcalloc(m->cap, sizeof *m->slots);
+	m->used = m->live = 0;
+	for (size_t i = 0; i < old.cap; i++)
+		if (old.slots[i].key && old.slots[i].key != STRMAP_GONE)
+			strmap_put(m, old.slots[i].key, old.slots[i].value);
+	free(old.slots);
+}
+
+void *strmap_get(const struct strmap *m, const char *key)
+{
+	if (!m->cap || !key)
+		return NULL;
+	struct strmap_slot *sl = probe(m, key, 0);
+	return sl->key ? sl->value : NULL;
+}
+
+void strmap_put(struct strmap *m, const char *key, void *value)
+{
+	if ((m->used + 1) * 4 > m->cap * 3)
+		grow(m);
+	struct strmap_slot *sl = probe(m, key, 1);
+	if (!sl->key || sl->key == STRMAP_GONE) {
+		if (!sl->key)
+			m->used++;
+		m->live++;
+	}
+	sl->key = key;
+	sl->value = value;
+}
+
+void *strmap_del(struct strmap *m, const char *key)
+{
+	if (!m->cap || !key)
+		return NULL;
+	struct strmap_slot *sl = probe(m, key, 0);
+	if (!sl->key)
+		return NULL;
+	void *v = sl->value;
+	sl->key = STRMAP_GONE;
+	sl->value = NULL;
+	m->live--;
+	return v;
+}

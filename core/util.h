@@ -43,6 +43,24 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((form
 /* Hands the contents to the caller (who frees them) and resets `b`. */
 char *buf_steal(struct buf *b, size_t *len);
 
+/* A string-keyed index (open addressing, FNV-1a): maps a key to a value
+ * pointer.  Keys are borrowed: they must live as long as their entry
+ * (typically the key is a field of the value).  Loop-thread data only. */
+struct strmap {
+	struct strmap_slot {
+		const char *key; /* NULL: empty; STRMAP_GONE: deleted */
+		void *value;
+	} *slots;
+	size_t cap, used, live;
+};
+void strmap_init(struct strmap *m);
+void strmap_fini(struct strmap *m);
+void *strmap_get(const struct strmap *m, const char *key);
+/* Inserts or replaces. */
+void strmap_put(struct strmap *m, const char *key, void *value);
+/* Removes; returns the value that was there, or NULL. */
+void *strmap_del(struct strmap *m, const char *key);
+
 /* Reads a whole file (at most `max` bytes) into a NUL-terminated buffer. */
 int file_read(const char *path, size_t max, char **out, size_t *len, struct err *e);
 /* Writes a file atomically (temp file + fsync + rename) with `mode`. */

@@ -1,0 +1,21 @@
+/* cli: cocod's client commands — apply, get, describe, delete, logs — which
+ * talk to the local daemon over its REST API like kubectl does, with the
+ * server, CA and admin token taken from <data-dir>/kubeconfig (or
+ * --kubeconfig, --server, --token).  Each returns a process exit status:
+ * 0 success, 1 the server or the connection failed (the server's message
+ * is printed), 2 bad usage. */
+#ifndef COCOD_CLI_H
+#define COCOD_CLI_H
+
+int cli_apply(int argc, char **argv);
+int cli_get(int argc, char **argv);
+int cli_describe(int argc, char **argv);
+int cli_delete(int argc, char **argv);
+int cli_logs(int argc, char **argv);
+
+/* The data directory a client command uses when none is given: the same
+ * rule as `cocod serve` (./var beside a checkout's build/, else
+ * /var/lib/cocod).  Malloc'd. */
+char *cli_default_data_dir(void);
+
+#endif
