@@ -379,6 +379,23 @@ class Scheduling(DaemonTest):
         self.assertEqual(conds["PodScheduled"]["status"], "True")
 
 
+class MissingTee(DaemonTest):
+    def test_class_whose_tee_the_box_lacks_is_unschedulable(self):
+        status, obj = post(self.d, pod("snp1", runtimeClassName="kata-qemu-snp"))
+        self.assertEqual(status, 201, obj)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            obj = self.d.json("GET", PODS + "/snp1")[1]
+            conds = {c["type"]: c for c in obj["status"].get("conditions", [])}
+            if conds.get("PodScheduled", {}).get("reason") == "Unschedulable":
+                break
+            time.sleep(0.05)
+        self.assertEqual(conds["PodScheduled"]["status"], "False")
+        self.assertIn("snp", conds["PodScheduled"]["message"])
+        self.assertIn("lacks", conds["PodScheduled"]["message"])
+        self.assertNotIn("nodeName", obj["spec"])
+
+
 class Persistence(unittest.TestCase):
     def test_kill_9_and_restart_keep_pods_events_and_versions(self):
         d = Daemon().start()
