@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
+#include "evidence.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -57,6 +58,9 @@ static const struct command commands[] = {
 	{"describe", cli_describe, "show a pod with its events", "usage: cocod describe pod NAME\n"},
 	{"delete", cli_delete, "delete a pod", "usage: cocod delete pod NAME [--grace-period N] [--force]\n"},
 	{"logs", cli_logs, "print a container's logs", "usage: cocod logs NAME [-c CONTAINER] [-f]\n"},
+	{"evidence", evidence_main, "verify attestation evidence offline",
+	 "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
+	 "                             [--sim-roots FILE]... [--at RFC3339] [--json]\n"},
 	{"version", cmd_version, "print the version", "usage: cocod version\n"},
 	{"help", cmd_help, "list commands, or `help COMMAND`, or `help config`",
 	 "usage: cocod help [COMMAND|config]\n"},
