@@ -34,6 +34,9 @@ for _ in $(seq 100); do
 done
 sleep 1
 rss_idle=$(awk '/VmRSS/ {print $2}' "/proc/$cpid/status")
+anon_idle=$(awk '/RssAnon/ {print $2}' "/proc/$cpid/status")
+file_idle=$(awk '/RssFile/ {print $2}' "/proc/$cpid/status")
+pss_idle=$(awk '/^Pss:/ {print $2}' "/proc/$cpid/smaps_rollup")
 
 mkdir -p "$tmp/www"
 curl -sf --cacert "$tmp/data/tls/ca.crt" "https://127.0.0.1:$cport/version" >"$tmp/www/version"
@@ -76,5 +79,6 @@ echo "GET /version, TLS keep-alive, wrk -t1 -c$conns -d${secs}s, best of $rounds
 echo "  cocod  $c_best req/s"
 echo "  nginx  $n_best req/s (1 worker, static file, same bytes and certificate)"
 awk -v a="$c_best" -v b="$n_best" 'BEGIN {printf "  ratio  %.2fx nginx (target >= 0.70)\n", a / b}'
-awk -v k="$rss_idle" 'BEGIN {printf "cocod idle RSS: %.1f MiB (target <= 8 MiB)\n", k / 1024}'
+awk -v k="$rss_idle" -v a="$anon_idle" -v f="$file_idle" -v p="$pss_idle" \
+	'BEGIN {printf "cocod idle RSS: %.1f MiB (target <= 8 MiB): %.1f MiB anonymous + %.1f MiB shared library pages; PSS %.1f MiB\n", k / 1024, a / 1024, f / 1024, p / 1024}'
 awk -v k="$rss_after" 'BEGIN {printf "cocod RSS after load: %.1f MiB\n", k / 1024}'

@@ -15,6 +15,7 @@
 #include "client.h"
 #include "codec.h"
 #include "kapi.h"
+#include "policy.h"
 #include "util.h"
 
 #define EXIT_FAIL 1
@@ -620,6 +621,210 @@ int cli_logs(int argc, char **argv)
 	}
 	client_response_fini(&r);
 	buf_fini(&q);
+	client_free(cl);
+	return rc;
+}
+
+/* --- policy --- */
+
+static int print_test_report(const json_t *report)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(report, "cases"), i, c) {
+		int ok = json_is_true(json_object_get(c, "ok"));
+		printf("%s %s", ok ? "ok  " : "FAIL", json_string_value(json_object_get(c, "name")) ? json_string_value(json_object_get(c, "name")) : "?");
+		if (!ok) {
+			char *got = json_dumps(json_object_get(c, "got"), JSON_COMPACT | JSON_ENCODE_ANY);
+			char *want = json_dumps(json_object_get(c, "expected"), JSON_COMPACT | JSON_ENCODE_ANY);
+			printf(": got %s, expected %s", got ? got : "null", want ? want : "null");
+			free(got);
+			free(want);
+		}
+		printf("\n");
+	}
+	printf("%lld passed, %lld failed\n", (long long)json_integer_value(json_object_get(report, "passed")),
+	       (long long)json_integer_value(json_object_get(report, "failed")));
+	return json_integer_value(json_object_get(report, "failed")) == 0 ? 0 : EXIT_FAIL;
+}
+
+static int read_input(const char *file, char **text, size_t *len)
+{
+	struct err e = {0};
+	if (strcmp(file, "-") == 0) {
+		struct buf in;
+		char chunk[65536];
+		size_t n;
+		buf_init(&in);
+		while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0 && in.len < (16u << 20))
+			buf_add(&in, chunk, n);
+		*text = buf_steal(&in, len);
+		return 0;
+	}
+	if (file_read(file, 16u << 20, text, len, &e)) {
+		fprintf(stderr, "cocod policy: %s\n", e.msg);
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+int cli_policy(int argc, char **argv)
+{
+	static const char usage[] =
+		"usage: cocod policy get HOOK [--version N] | set HOOK FILE | test HOOK FILE |\n"
+		"                    versions HOOK | rollback HOOK VERSION | decisions [HOOK] [--limit N]\n"
+		"HOOK: admission, attestation, resource or agent.  `test` runs the file's tests\n"
+		"table locally, without a daemon; `set` validates the same way, then activates.\n";
+	static const struct option opts[] = {
+		{"version", required_argument, NULL, 'V'},
+		{"limit", required_argument, NULL, 'l'},
+		{"subject", required_argument, NULL, 's'},
+		{"data-dir", required_argument, NULL, O_DATA},
+		{"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+		{"server", required_argument, NULL, O_SERVER},
+		{"token", required_argument, NULL, O_TOKEN},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct common c;
+	const char *version = NULL, *limit = NULL, *subject = NULL;
+	int opt;
+	memset(&c, 0, sizeof c);
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'V': version = optarg; break;
+		case 'l': limit = optarg; break;
+		case 's': subject = optarg; break;
+		case O_DATA: c.data_dir = optarg; break;
+		case O_KUBECONFIG: c.kubeconfig = optarg; break;
+		case O_SERVER: c.server = optarg; break;
+		case O_TOKEN: c.token = optarg; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fprintf(stderr, "cocod policy: unknown option %s\n%s", argv[optind - 1], usage); return EXIT_USAGE;
+		}
+	}
+	int n = argc - optind;
+	char **a = argv + optind;
+	if (n < 1) {
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	const char *act = a[0];
+	int need = strcmp(act, "set") == 0 || strcmp(act, "test") == 0 || strcmp(act, "rollback") == 0 ? 3
+		   : strcmp(act, "decisions") == 0 ? 1 : 2;
+	if (n < need || n > (strcmp(act, "decisions") == 0 ? 2 : need) ||
+	    (need > 1 && policy_hook_parse(a[1]) < 0) ||
+	    (strcmp(act, "decisions") == 0 && n == 2 && policy_hook_parse(a[1]) < 0)) {
+		fprintf(stderr, "cocod policy: bad arguments\n%s", usage);
+		return EXIT_USAGE;
+	}
+	if (strcmp(act, "test") == 0) {
+		char *text;
+		size_t len;
+		json_t *report = NULL;
+		struct err e = {0};
+		struct sandbox_limits lim;
+		if (read_input(a[2], &text, &len))
+			return EXIT_FAIL;
+		sandbox_default_limits(&lim);
+		int rc = policy_test_source((enum policy_hook)policy_hook_parse(a[1]), text, len, &lim, &report, &e);
+		free(text);
+		if (report)
+			rc = print_test_report(report) || rc;
+		else if (rc)
+			fprintf(stderr, "cocod policy test: %s\n", e.msg);
+		json_decref(report);
+		return rc ? EXIT_FAIL : 0;
+	}
+	client *cl;
+	int rc = connect_daemon(&c, &cl);
+	if (rc)
+		return rc;
+	const char *hook = need > 1 || n == 2 ? policy_hook_name((enum policy_hook)policy_hook_parse(a[1])) : NULL;
+	json_t *out = NULL;
+	if (strcmp(act, "get") == 0) {
+		cleanup_free char *path = version ? xasprintf("/apis/cocod.io/v1/policies/%s/versions/%s", hook, version)
+						  : xasprintf("/apis/cocod.io/v1/policies/%s", hook);
+		if ((rc = call(cl, "GET", path, NULL, NULL, &out)) == 0)
+			fputs(json_string_value(json_object_get(out, "source")) ? json_string_value(json_object_get(out, "source")) : "", stdout);
+	} else if (strcmp(act, "set") == 0) {
+		char *text;
+		size_t len;
+		if ((rc = read_input(a[2], &text, &len)) == 0) {
+			json_t *body = json_pack("{s:s%}", "source", text, len);
+			cleanup_free char *path = xasprintf("/apis/cocod.io/v1/policies/%s", hook);
+			struct client_response r;
+			struct err e = {0};
+			char *t = json_dumps(body, JSON_COMPACT);
+			rc = client_request(cl, "PUT", path, "application/json", t, strlen(t), &r, &e);
+			free(t);
+			json_decref(body);
+			free(text);
+			if (rc) {
+				fprintf(stderr, "cocod: %s\n", e.msg);
+				rc = EXIT_FAIL;
+			} else {
+				json_t *doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+				json_t *tests = r.status < 300 ? json_object_get(doc, "tests")
+							       : json_object_get(json_object_get(doc, "details"), "tests");
+				if (r.status >= 300) {
+					if (tests)
+						print_test_report(tests);
+					rc = server_error(&r);
+				} else {
+					printf("%s policy version %lld is active\n", hook,
+					       (long long)json_integer_value(json_object_get(doc, "version")));
+				}
+				json_decref(doc);
+				client_response_fini(&r);
+			}
+		}
+	} else if (strcmp(act, "versions") == 0) {
+		cleanup_free char *path = xasprintf("/apis/cocod.io/v1/policies/%s/versions", hook);
+		if ((rc = call(cl, "GET", path, NULL, NULL, &out)) == 0) {
+			size_t i;
+			json_t *v;
+			printf("%-8s %-7s %-21s %-10s %s\n", "VERSION", "ACTIVE", "CREATED", "ORIGIN", "SHA256");
+			json_array_foreach(json_object_get(out, "items"), i, v)
+				printf("%-8lld %-7s %-21s %-10s %s\n", (long long)json_integer_value(json_object_get(v, "version")),
+				       json_is_true(json_object_get(v, "active")) ? "*" : "",
+				       json_string_value(json_object_get(v, "created")),
+				       json_string_value(json_object_get(v, "origin")),
+				       json_string_value(json_object_get(v, "sha256")));
+		}
+	} else if (strcmp(act, "rollback") == 0) {
+		cleanup_free char *path = xasprintf("/apis/cocod.io/v1/policies/%s/rollback?version=%s", hook, a[2]);
+		if ((rc = call(cl, "POST", path, NULL, NULL, &out)) == 0)
+			printf("%s policy version %lld is active\n", hook,
+			       (long long)json_integer_value(json_object_get(out, "activeVersion")));
+	} else if (strcmp(act, "decisions") == 0) {
+		struct buf q;
+		buf_init(&q);
+		buf_printf(&q, "/apis/cocod.io/v1/decisions?limit=%s", limit ? limit : "50");
+		if (hook)
+			buf_printf(&q, "&hook=%s", hook);
+		if (subject)
+			buf_printf(&q, "&subject=%s", subject);
+		if ((rc = call(cl, "GET", q.data, NULL, NULL, &out)) == 0) {
+			size_t i;
+			json_t *d;
+			printf("%-21s %-12s %-4s %-7s %-30s %s\n", "TIME", "HOOK", "VER", "VERDICT", "SUBJECT", "REASON");
+			json_array_foreach(json_object_get(out, "items"), i, d)
+				printf("%-21s %-12s %-4lld %-7s %-30s %s\n", json_string_value(json_object_get(d, "time")),
+				       json_string_value(json_object_get(d, "hook")),
+				       (long long)json_integer_value(json_object_get(d, "policyVersion")),
+				       json_string_value(json_object_get(d, "verdict")),
+				       json_string_value(json_object_get(d, "subject")),
+				       json_string_value(json_object_get(d, "reason")));
+		}
+		buf_fini(&q);
+	} else {
+		fprintf(stderr, "cocod policy: unknown action %s\n%s", act, usage);
+		rc = EXIT_USAGE;
+	}
+	json_decref(out);
 	client_free(cl);
 	return rc;
 }

@@ -12,6 +12,7 @@ int cli_get(int argc, char **argv);
 int cli_describe(int argc, char **argv);
 int cli_delete(int argc, char **argv);
 int cli_logs(int argc, char **argv);
+int cli_policy(int argc, char **argv);
 
 /* The data directory a client command uses when none is given: the same
  * rule as `cocod serve` (./var beside a checkout's build/, else

@@ -21,6 +21,8 @@
 #include "metrics.h"
 #include "objects.h"
 #include "podsvc.h"
+#include "policy.h"
+#include "policyapi.h"
 #include "sched.h"
 #include "store.h"
 #include "tls.h"
@@ -35,6 +37,7 @@ struct daemon {
 	objects *objects;
 	podsvc *pods;
 	kapi *kapi;
+	policy *policy;
 	metrics *metrics;
 	api *api;
 	http_server *http;
@@ -158,6 +161,34 @@ static int node_capacity(const struct config *c, struct sched_node *node, struct
 	return 0;
 }
 
+/* Admission through the Lua policy: a denial carries the policy's reason
+ * and version; a returned `pod` table is the pod to store instead. */
+static int admit_with_policy(void *ud, const json_t *pod, const char *operation, json_t **mutated,
+			     struct err *e)
+{
+	struct daemon *d = ud;
+	const json_t *meta = json_object_get(pod, "metadata");
+	const char *ns = json_string_value(json_object_get(meta, "namespace"));
+	const char *name = json_string_value(json_object_get(meta, "name"));
+	char subject[320];
+	snprintf(subject, sizeof subject, "%s/%s", ns ? ns : "", name ? name : "");
+	json_t *request = json_pack("{s:s, s:s, s:s, s:s}", "operation", operation, "namespace",
+				    ns ? ns : "", "name", name ? name : "", "user", "admin");
+	/* The sandbox only reads its arguments (it converts them to Lua). */
+	json_t *args[2] = {(json_t *)(uintptr_t)pod, request};
+	struct policy_verdict v;
+	policy_eval(d->policy, POLICY_ADMISSION, subject, args, 2, &v);
+	json_decref(request);
+	int rc = 0;
+	if (!v.allow)
+		rc = err_set(e, ERR_FORBIDDEN, "admission denied by policy admission version %d: %s",
+			     v.version, v.reason);
+	else if (json_is_object(json_object_get(v.result, "pod")))
+		*mutated = json_incref(json_object_get(v.result, "pod"));
+	policy_verdict_fini(&v);
+	return rc;
+}
+
 static int start_pods(struct daemon *d, struct err *e)
 {
 	const struct config *c = d->cfg;
@@ -182,7 +213,10 @@ static int start_pods(struct daemon *d, struct err *e)
 		 (unsigned long long)o.node.cpu_milli, (unsigned long long)o.node.mem_bytes,
 		 o.node.max_pods);
 	d->kapi = kapi_new(d->loop, d->objects, d->pods);
-	return kapi_register(d->kapi, d->api, e);
+	if (policy_new(d->store, d->metrics, NULL, &d->policy, e))
+		return err_wrap(e, "policies");
+	podsvc_set_admission(d->pods, admit_with_policy, d);
+	return kapi_register(d->kapi, d->api, e) || policyapi_register(d->api, d->policy, e) ? e->code : 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -250,6 +284,7 @@ static void stop(struct daemon *d)
 	http_server_free(d->http);
 	kapi_free(d->kapi);
 	podsvc_free(d->pods);
+	policy_free(d->policy);
 	objects_free(d->objects);
 	api_free(d->api);
 	auth_free(d->auth);

@@ -58,6 +58,8 @@ static const struct command commands[] = {
 	{"describe", cli_describe, "show a pod with its events", "usage: cocod describe pod NAME\n"},
 	{"delete", cli_delete, "delete a pod", "usage: cocod delete pod NAME [--grace-period N] [--force]\n"},
 	{"logs", cli_logs, "print a container's logs", "usage: cocod logs NAME [-c CONTAINER] [-f]\n"},
+	{"policy", cli_policy, "manage and test Lua policies (get|set|test|versions|rollback|decisions)",
+	 "usage: cocod policy ACTION ... (cocod policy --help)\n"},
 	{"evidence", evidence_main, "verify attestation evidence offline",
 	 "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
 	 "                             [--sim-roots FILE]... [--at RFC3339] [--json]\n"},

@@ -467,6 +467,53 @@ static int stamp_new(json_t *pod, const char *ns, struct err *e)
 	return 0;
 }
 
+/* Runs admission on `pod` (the stored `old` for updates, else NULL) and
+ * applies a mutation the policy returned. */
+static int admit(podsvc *s, json_t *pod, const json_t *old, const char *op, json_t **problem,
+		 struct err *e)
+{
+	static const char *const kept[] = {"name", "namespace", "uid", "creationTimestamp",
+					   "generation", "resourceVersion", "deletionTimestamp",
+					   "deletionGracePeriodSeconds", NULL};
+	json_t *mutated = NULL;
+	if (!s->admit)
+		return 0;
+	if (s->admit(s->admit_ud, pod, op, &mutated, e)) {
+		if (old)
+			podsvc_event(s, old, "Warning", "FailedAdmission", e->msg);
+		return e->code ? e->code : err_set(e, ERR_FORBIDDEN, "admission denied");
+	}
+	if (!json_is_object(mutated) || json_equal(mutated, pod)) {
+		json_decref(mutated);
+		return 0;
+	}
+	if (!json_is_object(meta(mutated)))
+		json_object_set_new(mutated, "metadata", json_object());
+	for (size_t i = 0; kept[i]; i++) {
+		json_t *v = json_object_get(meta(pod), kept[i]);
+		if (v)
+			json_object_set(meta(mutated), kept[i], v);
+		else
+			json_object_del(meta(mutated), kept[i]);
+	}
+	json_object_set(mutated, "status", json_object_get(pod, "status"));
+	struct k8s_field_errors fe;
+	k8s_field_errors_init(&fe);
+	pod_normalize(mutated, s->default_class, &fe);
+	if (fe.n == 0 && old)
+		pod_validate_update(old, mutated, &fe);
+	int rc = invalid(mutated, &fe, problem, e);
+	k8s_field_errors_fini(&fe);
+	if (rc == 0) {
+		json_object_clear(pod);
+		json_object_update(pod, mutated);
+	} else {
+		err_wrap(e, "the admission policy's changes make the pod invalid");
+	}
+	json_decref(mutated);
+	return rc;
+}
+
 int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **out,
 		  json_t **problem, struct err *e)
 {
@@ -484,13 +531,18 @@ int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **
 	k8s_field_errors_fini(&fe);
 	if (rc || stamp_new(pod, ns, e))
 		return e->code;
-	if (s->admit && s->admit(s->admit_ud, pod, "CREATE", e))
+	/* One transaction from admission on: the decision log entry commits
+	 * with the pod. */
+	batch_begin(s);
+	if (admit(s, pod, NULL, "CREATE", problem, e)) {
+		batch_end(s, NULL);
 		return e->code;
+	}
 	if (dry_run) {
+		batch_end(s, NULL);
 		*out = json_incref(pod);
 		return 0;
 	}
-	batch_begin(s);
 	if (objects_create(s->o, "Pod", pod, e)) {
 		batch_end(s, NULL);
 		return e->code;
@@ -535,7 +587,7 @@ static int update(podsvc *s, json_t *old, json_t *next, json_t **out, json_t **p
 		*out = json_incref(old); /* a no-op update writes nothing */
 		return 0;
 	}
-	if (s->admit && s->admit(s->admit_ud, next, "UPDATE", e))
+	if (admit(s, next, old, "UPDATE", problem, e))
 		return e->code;
 	json_t *m = meta(next);
 	json_object_set(m, "uid", json_object_get(meta(old), "uid"));
@@ -562,7 +614,13 @@ int podsvc_update(podsvc *s, const char *ns, const char *name, json_t *pod, json
 		return e->code;
 	json_t *next = json_deep_copy(pod);
 	json_object_set_new(meta(next), "namespace", json_string(ns));
+	batch_begin(s);
 	int rc = update(s, old, next, out, problem, e);
+	if (batch_end(s, rc ? NULL : e) && rc == 0) {
+		json_decref(*out);
+		*out = NULL;
+		rc = e->code;
+	}
 	json_decref(next);
 	json_decref(old);
 	return rc;
@@ -600,8 +658,15 @@ int podsvc_patch(podsvc *s, const char *ns, const char *name, const json_t *patc
 	int rc;
 	if (!pname || strcmp(pname, name) != 0 || strcmp(meta_str(next, "namespace"), ns) != 0)
 		rc = err_set(e, ERR_BAD_REQUEST, "a patch may not change metadata.name or metadata.namespace");
-	else
+	else {
+		batch_begin(s);
 		rc = update(s, old, next, out, problem, e);
+		if (batch_end(s, rc ? NULL : e) && rc == 0) {
+			json_decref(*out);
+			*out = NULL;
+			rc = e->code;
+		}
+	}
 	json_decref(next);
 	json_decref(old);
 	return rc;

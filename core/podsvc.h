@@ -34,10 +34,15 @@ int podsvc_new(uv_loop_t *loop, objects *o, const struct podsvc_opts *opts, pods
 void podsvc_close(podsvc *s, void (*cb)(void *arg), void *arg);
 void podsvc_free(podsvc *s);
 
-/* Admission: called after defaults and validation, before storage; may
- * mutate the pod; returns 0 to admit or an error (ERR_FORBIDDEN with the
- * reason) to deny. `operation` is "CREATE" or "UPDATE". */
-typedef int (*podsvc_admit_fn)(void *ud, json_t *pod, const char *operation, struct err *e);
+/* Admission: called after defaults and validation, before storage, with
+ * the pod as it would be stored; `operation` is "CREATE" or "UPDATE".
+ * Returns 0 to admit (optionally with *mutated, a new reference to the pod
+ * the policy wants stored instead) or an error (ERR_FORBIDDEN with the
+ * reason) to deny.  podsvc keeps the pod's identity and server-owned
+ * fields, validates a mutated pod again, and records a FailedAdmission
+ * event when the denied pod already exists. */
+typedef int (*podsvc_admit_fn)(void *ud, const json_t *pod, const char *operation,
+			       json_t **mutated, struct err *e);
 void podsvc_set_admission(podsvc *s, podsvc_admit_fn fn, void *ud);
 
 /* Each operation returns 0 with *out (new reference) the resulting object,

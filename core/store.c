@@ -57,6 +57,34 @@ static const char *const migrations[] = {
 	"	name TEXT NOT NULL,\n"
 	"	object TEXT NOT NULL\n"
 	");\n",
+	/* 3: policy versions and the decision log. */
+	"CREATE TABLE policies (\n"
+	"	hook TEXT NOT NULL,\n"
+	"	version INTEGER NOT NULL,\n"
+	"	source TEXT NOT NULL,\n"
+	"	sha256 TEXT NOT NULL,\n"
+	"	created TEXT NOT NULL,\n"
+	"	origin TEXT NOT NULL,\n"
+	"	PRIMARY KEY (hook, version)\n"
+	");\n"
+	"CREATE TABLE policy_active (\n"
+	"	hook TEXT PRIMARY KEY,\n"
+	"	version INTEGER NOT NULL,\n"
+	"	FOREIGN KEY (hook, version) REFERENCES policies (hook, version)\n"
+	");\n"
+	"CREATE TABLE decisions (\n"
+	"	id INTEGER PRIMARY KEY,\n"
+	"	time TEXT NOT NULL,\n"
+	"	unix INTEGER NOT NULL,\n"
+	"	hook TEXT NOT NULL,\n"
+	"	version INTEGER NOT NULL,\n"
+	"	subject TEXT NOT NULL,\n"
+	"	input_sha256 TEXT NOT NULL,\n"
+	"	allow INTEGER NOT NULL,\n"
+	"	reason TEXT NOT NULL,\n"
+	"	duration_us INTEGER NOT NULL\n"
+	");\n"
+	"CREATE INDEX decisions_hook ON decisions (hook, id);\n",
 	NULL,
 };
 

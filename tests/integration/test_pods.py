@@ -478,7 +478,7 @@ class Kubectl(DaemonTest):
     def test_get_watch_prints_new_pods(self):
         kc = os.path.join(self.d.data_dir, "kubeconfig")
         proc = subprocess.Popen([self.kubectl, "--kubeconfig", kc, "get", "pods", "-w"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             time.sleep(1.5)
             post(self.d, pod("watched"))
@@ -486,9 +486,11 @@ class Kubectl(DaemonTest):
             seen = ""
             os.set_blocking(proc.stdout.fileno(), False)
             while time.time() < deadline and "watched" not in seen:
-                chunk = proc.stdout.read()
-                if chunk:
-                    seen += chunk
+                try:
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                except BlockingIOError:
+                    chunk = b""
+                seen += chunk.decode(errors="replace")
                 time.sleep(0.1)
             self.assertIn("watched", seen)
         finally:
