@@ -107,6 +107,12 @@ static const struct option options[] = {
 	 "Most Kubernetes events kept; older ones are pruned."},
 	{"event_ttl", T_DURATION, OFF(event_ttl_ms), "1h", 1000, 365 * DAY_MS, NULL,
 	 "Events older than this are pruned."},
+	{"policy_memory", T_SIZE, OFF(policy_memory_bytes), "8MiB", MiB, GiB, NULL,
+	 "Memory one Lua policy may use; past it the decision is a denial."},
+	{"policy_instructions", T_UINT, OFF(policy_instructions), "1000000", 1000, 1000000000, NULL,
+	 "Lua instructions one policy decision may run; past it the decision is a denial."},
+	{"policy_timeout", T_DURATION, OFF(policy_timeout_ms), "50ms", 1, 60000, NULL,
+	 "Wall-clock time one policy decision may take; past it the decision is a denial."},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

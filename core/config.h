@@ -40,6 +40,9 @@ struct config {
 	uint64_t max_pods;
 	uint64_t events_kept;
 	uint64_t event_ttl_ms;
+	uint64_t policy_memory_bytes;  /* per policy state */
+	uint64_t policy_instructions;  /* per decision */
+	uint64_t policy_timeout_ms;    /* per decision */
 };
 
 /* Fills defaults; config_fini frees every string. */

@@ -213,7 +213,12 @@ static int start_pods(struct daemon *d, struct err *e)
 		 (unsigned long long)o.node.cpu_milli, (unsigned long long)o.node.mem_bytes,
 		 o.node.max_pods);
 	d->kapi = kapi_new(d->loop, d->objects, d->pods);
-	if (policy_new(d->store, d->metrics, NULL, &d->policy, e))
+	struct sandbox_limits lim;
+	sandbox_default_limits(&lim);
+	lim.mem_bytes = c->policy_memory_bytes;
+	lim.instructions = c->policy_instructions;
+	lim.time_ms = c->policy_timeout_ms;
+	if (policy_new(d->store, d->metrics, &lim, &d->policy, e))
 		return err_wrap(e, "policies");
 	podsvc_set_admission(d->pods, admit_with_policy, d);
 	return kapi_register(d->kapi, d->api, e) || policyapi_register(d->api, d->policy, e) ? e->code : 0;

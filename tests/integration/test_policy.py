@@ -199,3 +199,18 @@ class PolicyCli(DaemonTest):
         dec = self.cocod("decisions", "admission").stdout
         self.assertIn("default/x1", dec)
         self.assertEqual(self.cocod("get", "nonsense").returncode, 2)
+
+
+class ConfiguredLimits(DaemonTest):
+    daemon_kw = {"config": "policy_instructions = 1000\n"}
+
+    def test_instruction_limit_from_config_applies(self):
+        spin = ("function admit(pod, request)\n  local n = 0\n"
+                "  for i = 1, 5000 do n = n + i end\n  return {allow = true}\nend\n")
+        status, _, out = self.d.request("PUT", f"{POLICIES}/admission", body=spin,
+                                        headers={"Content-Type": "text/x-lua"})
+        self.assertEqual(status, 200, out)
+        status, _, out = self.d.request("POST", PODS, body=json.dumps(pod("limited")),
+                                        headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 403, out)
+        self.assertIn("instruction", json.loads(out)["message"])
