@@ -11,8 +11,10 @@ cd "$(dirname "$0")"
 
 # Debian packages, by purpose.  Only the missing ones are installed.
 RUN_PKGS=(build-essential pkg-config openssl libuv1-dev libssl-dev libsqlite3-dev
-	liblua5.4-dev libvirt-dev libjansson-dev libjose-dev libyaml-dev libhttp-parser-dev)
-TEST_PKGS=(libcmocka-dev python3 sqlite3 curl prometheus)
+	liblua5.4-dev libvirt-dev libjansson-dev libjose-dev libyaml-dev libhttp-parser-dev
+	qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu busybox-static crun
+	cpio)
+TEST_PKGS=(libcmocka-dev python3 sqlite3 curl prometheus skopeo umoci)
 BENCH_PKGS=(wrk nginx-light hyperfine)
 
 as_root() {
@@ -32,10 +34,19 @@ install_missing() {
 		--no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# libvirt's embedded QEMU driver reads its default user and group before its
+# configuration (ENVIRONMENT.md): they must exist even though cocod runs
+# QEMU as root.
+vm_users() {
+	getent group kvm >/dev/null || as_root groupadd -r kvm
+	getent passwd libvirt-qemu >/dev/null ||
+		as_root useradd -r -g kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+}
+
 deps() {
 	case "${1:-run}" in
-	run) install_missing "${RUN_PKGS[@]}" ;;
-	test) install_missing "${RUN_PKGS[@]}" "${TEST_PKGS[@]}" ;;
+	run) install_missing "${RUN_PKGS[@]}"; vm_users ;;
+	test) install_missing "${RUN_PKGS[@]}" "${TEST_PKGS[@]}"; vm_users ;;
 	bench) install_missing "${RUN_PKGS[@]}" "${BENCH_PKGS[@]}" ;;
 	*) echo "build.sh deps: run, test or bench" >&2; exit 2 ;;
 	esac
