@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "evidence.h"
+#include "tdx.h"
 #include "snp.h"
 #include "util.h"
 
@@ -24,14 +25,18 @@
 
 static const char usage_text[] =
     "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
-    "                             [--sim-roots FILE]... [--at RFC3339] [--json]\n"
+    "                             [--collateral FILE]... [--sim-roots FILE]...\n"
+    "                             [--at RFC3339] [--json]\n"
     "\n"
     "Verifies attestation evidence offline and prints every claim and the verdict.\n"
-    "  --tee TEE          snp (tdx: not built yet)\n"
+    "  --tee TEE          snp or tdx\n"
     "  --evidence FILE    SNP: raw 1184-byte report, ASCII hex of one, an Azure HCL\n"
     "                     report, or Trustee's JSON evidence\n"
     "  --cert FILE        VCEK/VLEK (and optionally ASK/ASVK, ARK), PEM or DER;\n"
     "                     AMD's ARKs and ASKs are built in\n"
+    "  --collateral FILE  TDX: Intel TCB info, QE identity, their signing chain,\n"
+    "                     CRLs, or a dcap-qvl collateral bundle (without it the\n"
+    "                     signatures and chains are checked, TCB status unknown)\n"
     "  --sim-roots FILE   trust this sim ARK+ASK (PEM); its reports say sim: true\n"
     "  --at TIME          check certificate validity at TIME (default: now)\n"
     "  --json             print one JSON document\n"
@@ -39,8 +44,8 @@ static const char usage_text[] =
 
 struct opts {
 	const char *tee, *evidence, *at;
-	const char *certs[MAX_CERTS], *sim_roots[MAX_CERTS];
-	int ncerts, nsim, json;
+	const char *certs[MAX_CERTS], *sim_roots[MAX_CERTS], *collateral[MAX_CERTS];
+	int ncerts, nsim, ncol, json;
 };
 
 /* What a verifier hands back: claims (even when invalid, if the evidence
@@ -60,7 +65,7 @@ static const struct {
 	const char *missing;
 } verifiers[] = {
     {"snp", verify_snp, NULL},
-    {"tdx", NULL, "TDX verification is not built yet"},
+    {"tdx", NULL, "handled by tdx_cli_verify_files"},
 };
 
 /* ---- time ---- */
@@ -325,12 +330,13 @@ static int add_path(const char **list, int *n, const char *path, const char *fla
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_TEE = 1, O_EVIDENCE, O_CERT, O_SIM, O_AT, O_JSON, O_HELP };
+	enum { O_TEE = 1, O_EVIDENCE, O_CERT, O_SIM, O_AT, O_JSON, O_HELP, O_COLLATERAL };
 	static const struct option longopts[] = {
 	    {"tee", required_argument, NULL, O_TEE},
 	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"cert", required_argument, NULL, O_CERT},
 	    {"sim-roots", required_argument, NULL, O_SIM},
+	    {"collateral", required_argument, NULL, O_COLLATERAL},
 	    {"at", required_argument, NULL, O_AT},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, O_HELP},
@@ -352,6 +358,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case O_SIM:
 			rc = add_path(o->sim_roots, &o->nsim, optarg, "--sim-roots");
+			break;
+		case O_COLLATERAL:
+			rc = add_path(o->collateral, &o->ncol, optarg, "--collateral");
 			break;
 		case O_AT:
 			o->at = optarg;
@@ -383,6 +392,8 @@ static int verify_main(int argc, char **argv)
 	time_t at = time(NULL);
 	if (o.at && evidence_parse_time(o.at, &at, &e))
 		return usage_error("%s", e.msg);
+	if (strcmp(o.tee, "tdx") == 0) /* the TDX module prints its own report */
+		return tdx_cli_verify_files(o.evidence, o.collateral, (size_t)o.ncol, at, o.json, stdout);
 	for (size_t i = 0; i < sizeof verifiers / sizeof verifiers[0]; i++) {
 		if (strcmp(verifiers[i].tee, o.tee) != 0)
 			continue;

@@ -874,19 +874,26 @@ static void cli_azure_hcl_report_verifies_its_snp_report(void **state)
 	assert_contains(out, "verdict: valid\n");
 }
 
-static void cli_usage_errors_and_tdx_exit_2(void **state)
+static void cli_usage_errors_and_tdx_dispatch(void **state)
 {
-	cleanup_free char *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+	cleanup_free char *a = NULL, *b = NULL, *c = NULL, *d = NULL, *t = NULL;
 	const char *tdx[] = {"--tee", "tdx", "--evidence", DATA "sev/report_milan.hex", NULL};
+	const char *tdx_ok[] = {"--tee", "tdx", "--evidence", "tests/data/tdx/dcap-qvl/sample/tdx_quote",
+				"--collateral", "tests/data/tdx/dcap-qvl/sample/tdx_quote_collateral.json",
+				"--at", "2025-06-20T00:00:00Z", NULL};
 	const char *missing[] = {"--tee", "snp", NULL};
 	const char *bad_time[] = {"--tee", "snp",       "--evidence", DATA "sev/report_milan.hex",
 	                          "--at",  "yesterday", NULL};
 	const char *no_file[] = {"--tee", "snp", "--evidence", DATA "nonexistent", NULL};
-	assert_int_equal(run_cli(&a, tdx), 2);
+	assert_int_equal(run_cli(&a, tdx), 1); /* an SNP report is no TDX quote */
+	assert_contains(a, "verdict: invalid");
+	assert_int_equal(run_cli(&t, tdx_ok), 0);
+	assert_contains(t, "UpToDate");
+	assert_contains(t, "verdict: valid");
 	assert_int_equal(run_cli(&b, missing), 2);
 	assert_int_equal(run_cli(&c, bad_time), 2);
 	assert_int_equal(run_cli(&d, no_file), 2);
-	assert_string_equal(a, ""); /* nothing on stdout: messages go to stderr */
+	assert_string_equal(b, ""); /* nothing on stdout: messages go to stderr */
 }
 
 static void rfc3339_times_parse(void **state)
@@ -935,7 +942,7 @@ int main(void)
 	    cmocka_unit_test(cli_invalid_evidence_exits_1_with_the_reason),
 	    cmocka_unit_test(cli_json_output_for_trustee_evidence),
 	    cmocka_unit_test(cli_azure_hcl_report_verifies_its_snp_report),
-	    cmocka_unit_test(cli_usage_errors_and_tdx_exit_2),
+	    cmocka_unit_test(cli_usage_errors_and_tdx_dispatch),
 	    cmocka_unit_test(rfc3339_times_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
