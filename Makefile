@@ -9,7 +9,7 @@ DESTDIR ?=
 BUILD ?= build
 
 CC ?= cc
-PKGS := libuv openssl sqlite3 lua5.4 libvirt jansson jose yaml-0.1
+PKGS := libuv openssl sqlite3 lua5.4 libvirt jansson jose yaml-0.1 zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 # Debian's http-parser ships no .pc file; use it when present, else -l.
@@ -87,6 +87,13 @@ unit: $(UNIT_BINS) $(BUILD)/cocod
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libcocod.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcocod.a $(LIBS)
+
+# The guest kit every pod VM boots (packaging/guest-kit.sh): kernel, initramfs
+# holding this cocod, kit.json with the launch measurement.  The kernel .deb is
+# cached in build/kit-cache, so rebuilds are offline.
+.PHONY: kit
+kit: $(BUILD)/cocod
+	packaging/guest-kit.sh --cocod $(BUILD)/cocod --out $(BUILD)/kit --cache build/kit-cache
 
 check: unit
 	@tests/run-unit.sh $(BUILD)

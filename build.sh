@@ -11,7 +11,7 @@ cd "$(dirname "$0")"
 
 # Debian packages, by purpose.  Only the missing ones are installed.
 RUN_PKGS=(build-essential pkg-config openssl libuv1-dev libssl-dev libsqlite3-dev
-	liblua5.4-dev libvirt-dev libjansson-dev libjose-dev libyaml-dev libhttp-parser-dev
+	liblua5.4-dev libvirt-dev libjansson-dev libjose-dev libyaml-dev libhttp-parser-dev zlib1g-dev
 	qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu busybox-static crun
 	cpio)
 TEST_PKGS=(libcmocka-dev python3 sqlite3 curl prometheus skopeo umoci)
@@ -57,6 +57,7 @@ jobs() { nproc 2>/dev/null || echo 2; }
 cmd_run() {
 	deps run
 	make -s -j"$(jobs)"
+	make -s kit
 	exec build/cocod serve --data-dir "${COCOD_DATA_DIR:-$PWD/var}" "$@"
 }
 
@@ -94,6 +95,12 @@ cmd_test() {
 	if ! make -s -j"$(jobs)" WERROR=1 SAN=1 unit >"$log/build-san" 2>&1; then
 		cat "$log/build-san"
 		echo "sanitizer build failed"
+		echo "0 passed, 1 failed"
+		exit 1
+	fi
+	if ! make -s kit >"$log/kit" 2>&1; then
+		cat "$log/kit"
+		echo "guest kit build failed"
 		echo "0 passed, 1 failed"
 		exit 1
 	fi

@@ -13,6 +13,8 @@ int cli_describe(int argc, char **argv);
 int cli_delete(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_policy(int argc, char **argv);
+/* cocod image import|ls|inspect|rm: on the data directory (imagecli.c). */
+int cli_image(int argc, char **argv);
 
 /* The data directory a client command uses when none is given: the same
  * rule as `cocod serve` (./var beside a checkout's build/, else

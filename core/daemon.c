@@ -16,6 +16,8 @@
 #include "api.h"
 #include "auth.h"
 #include "http.h"
+#include "images.h"
+#include "imagesapi.h"
 #include "kapi.h"
 #include "log.h"
 #include "metrics.h"
@@ -38,6 +40,7 @@ struct daemon {
 	podsvc *pods;
 	kapi *kapi;
 	policy *policy;
+	images *images;
 	metrics *metrics;
 	api *api;
 	http_server *http;
@@ -254,6 +257,15 @@ static void print_banner(const struct daemon *d)
 	fflush(stdout);
 }
 
+/* The local image store (the default busybox image on first start) and
+ * its REST. */
+static int start_images(struct daemon *d, struct err *e)
+{
+	if (images_open(d->store, d->cfg->data_dir, &d->images, e))
+		return err_wrap(e, "images");
+	return imagesapi_register(d->api, d->images, e);
+}
+
 static int start(struct daemon *d, struct err *e)
 {
 	const struct config *c = d->cfg;
@@ -268,7 +280,8 @@ static int start(struct daemon *d, struct err *e)
 	metrics_on_render(d->metrics, on_render, d);
 	d->auth = auth_new(d->store, c->data_dir);
 	d->api = api_new(d->store, d->auth, d->metrics);
-	if (api_register_core(d->api, c->metrics_public, e) || start_pods(d, e) || start_http(d, e))
+	if (api_register_core(d->api, c->metrics_public, e) || start_images(d, e) ||
+	    start_pods(d, e) || start_http(d, e))
 		return e->code;
 	if (auth_write_kubeconfig(d->store, c->data_dir, d->url, d->tls_paths.ca_cert, e))
 		return err_wrap(e, "kubeconfig");
@@ -290,6 +303,7 @@ static void stop(struct daemon *d)
 	kapi_free(d->kapi);
 	podsvc_free(d->pods);
 	policy_free(d->policy);
+	images_close(d->images);
 	objects_free(d->objects);
 	api_free(d->api);
 	auth_free(d->auth);

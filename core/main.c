@@ -10,11 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "auth.h"
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "evidence.h"
+#include "kit.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -60,9 +62,15 @@ static const struct command commands[] = {
 	{"logs", cli_logs, "print a container's logs", "usage: cocod logs NAME [-c CONTAINER] [-f]\n"},
 	{"policy", cli_policy, "manage and test Lua policies (get|set|test|versions|rollback|decisions)",
 	 "usage: cocod policy ACTION ... (cocod policy --help)\n"},
+	{"image", cli_image, "import, list, inspect and remove local images",
+	 "usage: cocod image import FILE [--name REPO] | ls [-o json] | inspect REF | rm REF... (cocod image --help)\n"},
 	{"evidence", evidence_main, "verify attestation evidence offline",
 	 "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
 	 "                             [--sim-roots FILE]... [--at RFC3339] [--json]\n"},
+	{"kit", kit_main, "show and verify the guest kit (kernel, initramfs, measurement)",
+	 "usage: cocod kit show [--kit DIR] [--json]\n"},
+	{"agent", agent_main, "run as the guest agent (PID 1 inside a pod VM)",
+	 "usage: cocod agent [--port DEVICE]\n"},
 	{"version", cmd_version, "print the version", "usage: cocod version\n"},
 	{"help", cmd_help, "list commands, or `help COMMAND`, or `help config`",
 	 "usage: cocod help [COMMAND|config]\n"},

@@ -85,6 +85,29 @@ static const char *const migrations[] = {
 	"	duration_us INTEGER NOT NULL\n"
 	");\n"
 	"CREATE INDEX decisions_hook ON decisions (hook, id);\n",
+	/* 4: the image store (images.c): tags, blobs, and which blobs each
+	 * manifest uses (garbage collection deletes blobs no tag reaches). */
+	"CREATE TABLE images (\n"
+	"	name TEXT NOT NULL,\n"
+	"	tag TEXT NOT NULL,\n"
+	"	manifest_digest TEXT NOT NULL,\n"
+	"	manifest_type TEXT NOT NULL,\n"
+	"	config_digest TEXT NOT NULL,\n"
+	"	size INTEGER NOT NULL,\n"
+	"	created INTEGER NOT NULL,\n"
+	"	PRIMARY KEY (name, tag)\n"
+	");\n"
+	"CREATE INDEX images_manifest ON images (manifest_digest);\n"
+	"CREATE TABLE image_blobs (\n"
+	"	digest TEXT PRIMARY KEY,\n"
+	"	size INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE image_refs (\n"
+	"	manifest TEXT NOT NULL,\n"
+	"	blob TEXT NOT NULL REFERENCES image_blobs (digest),\n"
+	"	PRIMARY KEY (manifest, blob)\n"
+	");\n"
+	"CREATE INDEX image_refs_blob ON image_refs (blob);\n",
 	NULL,
 };
 

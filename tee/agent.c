@@ -1,0 +1,560 @@
+/* agent: see agent.h.  One thread, one poll(2) loop over a signalfd
+ * (SIGCHLD), the agent port and the containers' output pipes.  Outgoing
+ * frames wait in a queue written as the port accepts them, so a host that
+ * stops reading never blocks the agent; container output stops being read
+ * while the queue is above OUT_HIGH (back-pressure instead of memory). */
+#include "agent.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "gctr.h"
+#include "gimage.h"
+#include "gproc.h"
+#include "log.h"
+#include "util.h"
+
+#define PORT_NAME "io.cocod.agent"
+#define RUN_DIR "/run/cocod"
+#define OUT_HIGH (8u << 20)
+#define GRACE_MS 2000
+#define MAX_POLL 130
+
+enum host_state { HOST_WAIT, HOST_ON, HOST_DRAIN };
+
+struct outframe {
+	struct buf b;
+	struct outframe *next;
+};
+
+struct agent {
+	int port, sigfd;
+	enum host_state host;
+	struct frame_reader rd;
+	struct outframe *out;
+	size_t out_off, out_bytes;
+	struct gimage_store *images;
+	struct gctr_set *ctrs;
+	char *hostname; /* set by create_sandbox */
+	int power_off;
+};
+
+/* ---- outgoing frames ---- */
+
+static void queue_frame(struct agent *a, int64_t id, const char *type, json_t *body, int front)
+{
+	struct outframe *f = xcalloc(1, sizeof *f);
+	struct err e = {0};
+	buf_init(&f->b);
+	if (frame_encode(&f->b, id, type, body, &e) < 0) {
+		log_error("agent", "dropping %s: %s", type, e.msg);
+		buf_fini(&f->b);
+		free(f);
+		return;
+	}
+	a->out_bytes += f->b.len;
+	struct outframe **pp = &a->out;
+	if (front)
+		f->next = a->out;
+	else
+		while (*pp)
+			pp = &(*pp)->next;
+	*pp = f;
+}
+
+static void emit(void *arg, const char *type, json_t *body)
+{
+	queue_frame(arg, 0, type, body, 0);
+	json_decref(body);
+}
+
+static void pop_frame(struct agent *a)
+{
+	struct outframe *f = a->out;
+	a->out = f->next;
+	a->out_bytes -= f->b.len;
+	a->out_off = 0;
+	buf_fini(&f->b);
+	free(f);
+}
+
+static void flush_some(struct agent *a)
+{
+	while (a->out) {
+		ssize_t n = write(a->port, a->out->b.data + a->out_off, a->out->b.len - a->out_off);
+		if (n <= 0)
+			return;
+		a->out_off += (size_t)n;
+		if (a->out_off == a->out->b.len)
+			pop_frame(a);
+	}
+}
+
+static void send_ready(struct agent *a)
+{
+	struct utsname u;
+	double up = 0;
+	FILE *f = fopen("/proc/uptime", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &up) != 1)
+			up = 0;
+		fclose(f);
+	}
+	uname(&u);
+	json_t *b = json_pack("{s:s, s:s, s:I}", "version", COCOD_VERSION, "kernel", u.release,
+			      "boot_ms", (json_int_t)(up * 1000));
+	queue_frame(a, 0, "ready", b, 1);
+	json_decref(b);
+	log_info("agent", "host connected, ready sent boot_ms=%lld", (long long)(up * 1000));
+}
+
+/* ---- requests ---- */
+
+typedef int handler_fn(struct agent *a, json_t *body, json_t *reply, struct err *e);
+
+static int valid_label(const char *n)
+{
+	size_t len = n ? strlen(n) : 0;
+	if (len == 0 || len > 63)
+		return 0;
+	for (; *n; n++)
+		if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '-'))
+			return 0;
+	return 1;
+}
+
+static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	const char *uid, *name, *ns, *host = NULL;
+	json_t *init = NULL, *vols = NULL, *v;
+	json_error_t je;
+	size_t i;
+	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o}", "uid", &uid, "name",
+			   &name, "namespace", &ns, "hostname", &host, "init_data", &init,
+			   "volumes", &vols))
+		return err_set(e, ERR_INVALID, "create_sandbox: %s", je.text);
+	if (init && !json_is_null(init) && !json_is_string(init))
+		return err_set(e, ERR_INVALID, "create_sandbox: init_data must be text or null");
+	if (vols && !json_is_array(vols))
+		return err_set(e, ERR_INVALID, "create_sandbox: volumes must be an array");
+	if (a->hostname)
+		return err_set(e, ERR_EXISTS, "create_sandbox: the sandbox exists");
+	json_array_foreach(vols, i, v)
+	{
+		const char *vn = json_string_value(json_object_get(v, "name"));
+		json_t *medium = json_object_get(v, "medium");
+		if (!valid_label(vn) || (medium && !json_is_string(medium) && !json_is_null(medium)))
+			return err_set(e, ERR_INVALID, "create_sandbox: volumes[%zu] needs a DNS-label name",
+				       i);
+	}
+	json_array_foreach(vols, i, v)
+	{
+		char *dir = xasprintf(RUN_DIR "/volumes/%s", json_string_value(json_object_get(v, "name")));
+		int rc = mkdir_p(dir, 0777, e);
+		chmod(dir, 0777);
+		free(dir);
+		if (rc)
+			return rc;
+	}
+	a->hostname = xstrdup(host && host[0] ? host : name);
+	if (getpid() == 1 && sethostname(a->hostname, strlen(a->hostname)) < 0)
+		log_warn("agent", "sethostname: %s", strerror(errno));
+	log_info("agent", "sandbox %s/%s uid=%s volumes=%zu", ns, name, uid, json_array_size(vols));
+	return 0;
+}
+
+static int on_image_begin(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	json_t *missing = NULL;
+	if (gimage_begin(a->images, body, &missing, e) < 0)
+		return e->code;
+	json_object_set_new(reply, "missing", missing);
+	return 0;
+}
+
+static int on_blob_chunk(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	return gimage_chunk(a->images, body, e);
+}
+
+static int on_create_container(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	const char *image = json_string_value(json_object_get(body, "image")), *rootfs;
+	const json_t *config;
+	if (!a->hostname)
+		return err_set(e, ERR_CONFLICT, "create_container: no sandbox yet");
+	if (!image)
+		return err_set(e, ERR_INVALID, "create_container: image must be a string");
+	if (gimage_find(a->images, image, &rootfs, &config, e) < 0)
+		return e->code;
+	return gctr_create(a->ctrs, body, rootfs, config, a->hostname, e);
+}
+
+static int on_start_container(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	const char *name;
+	pid_t pid;
+	if (json_unpack(body, "{s:s}", "name", &name))
+		return err_set(e, ERR_INVALID, "start_container: name must be a string");
+	if (gctr_start(a->ctrs, name, &pid, e) < 0)
+		return e->code;
+	json_object_set_new(reply, "pid", json_integer(pid));
+	return 0;
+}
+
+static int on_signal(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	const char *name;
+	int sig;
+	if (json_unpack(body, "{s:s, s:i}", "name", &name, "signal", &sig))
+		return err_set(e, ERR_INVALID, "signal: needs name and signal");
+	return gctr_signal(a->ctrs, name, sig, e);
+}
+
+static int on_destroy_sandbox(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	a->power_off = 1;
+	return 0;
+}
+
+static int on_exec(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	return err_set(e, ERR_FORBIDDEN, "exec is not allowed by the agent policy");
+}
+
+static const struct {
+	const char *type;
+	handler_fn *fn;
+} handlers[] = {
+	{"create_sandbox", on_create_sandbox},   {"image_begin", on_image_begin},
+	{"blob_chunk", on_blob_chunk},           {"create_container", on_create_container},
+	{"start_container", on_start_container}, {"signal", on_signal},
+	{"destroy_sandbox", on_destroy_sandbox}, {"exec", on_exec},
+};
+
+static void handle(struct agent *a, struct frame_msg *m)
+{
+	struct err e = {0};
+	json_t *reply = json_pack("{s:b}", "ok", 1);
+	handler_fn *fn = NULL;
+	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
+		if (!strcmp(handlers[i].type, m->type))
+			fn = handlers[i].fn;
+	int rc = m->id == 0 ? err_set(&e, ERR_INVALID, "requests need a non-zero id")
+		 : !fn      ? err_set(&e, ERR_INVALID, "unknown request type %.64s", m->type)
+			    : fn(a, m->body, reply, &e);
+	if (rc < 0) {
+		json_decref(reply);
+		reply = json_pack("{s:b, s:s}", "ok", 0, "error", e.msg);
+		log_warn("agent", "%s id=%lld: %s", m->type, (long long)m->id, e.msg);
+	}
+	queue_frame(a, m->id, "reply", reply, 0);
+	json_decref(reply);
+}
+
+/* ---- the port ---- */
+
+static void host_gone(struct agent *a)
+{
+	log_info("agent", "host closed the channel; waiting for it to come back");
+	a->host = HOST_WAIT;
+	frame_reader_fini(&a->rd);
+	frame_reader_init(&a->rd);
+}
+
+/* Polls the port without blocking: a virtio port reports POLLHUP while
+ * no host is connected. */
+static void check_host(struct agent *a)
+{
+	struct pollfd p = {.fd = a->port, .events = POLLIN};
+	if (poll(&p, 1, 0) < 0 || (p.revents & POLLHUP))
+		return;
+	if (a->out && a->out_off > 0)
+		pop_frame(a); /* the old host saw part of it: never send the rest */
+	a->host = HOST_ON;
+	send_ready(a);
+}
+
+static void on_input(struct agent *a, const char *data, size_t n)
+{
+	struct frame_msg m;
+	struct err e = {0};
+	int rc;
+	if (a->host == HOST_DRAIN)
+		return;
+	frame_reader_feed(&a->rd, data, n);
+	while (!a->power_off && (rc = frame_next(&a->rd, &m, &e)) == 1) {
+		handle(a, &m);
+		frame_msg_fini(&m);
+	}
+	if (a->rd.broken) {
+		log_error("agent", "%s: refusing the rest of this connection", e.msg);
+		json_t *b = json_pack("{s:b, s:s}", "ok", 0, "error", e.msg);
+		queue_frame(a, 0, "reply", b, 0);
+		json_decref(b);
+		a->host = HOST_DRAIN;
+	}
+}
+
+static void port_io(struct agent *a, short revents)
+{
+	static char buf[65536];
+	if (revents & POLLOUT)
+		flush_some(a);
+	if (revents & POLLIN) {
+		ssize_t n = read(a->port, buf, sizeof buf);
+		if (n > 0)
+			on_input(a, buf, (size_t)n);
+		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			host_gone(a);
+	} else if (revents & (POLLHUP | POLLERR)) {
+		host_gone(a);
+	}
+}
+
+/* ---- children and power ---- */
+
+static void reap(struct agent *a)
+{
+	struct signalfd_siginfo si;
+	while (read(a->sigfd, &si, sizeof si) == sizeof si)
+		;
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		gctr_reaped(a->ctrs, pid, status);
+}
+
+static void wait_until(struct agent *a, uint64_t ms, int (*done)(struct agent *))
+{
+	uint64_t end = now_ns() + ms * 1000000ull;
+	while (!done(a) && now_ns() < end) {
+		struct pollfd p[2] = {{.fd = a->sigfd, .events = POLLIN},
+				      {.fd = a->port, .events = a->out ? POLLOUT : 0}};
+		poll(p, a->host == HOST_WAIT ? 1 : 2, 20);
+		reap(a);
+		if (a->host != HOST_WAIT && (p[1].revents & POLLOUT))
+			flush_some(a);
+	}
+}
+
+static int out_empty(struct agent *a) { return a->out == NULL; }
+static int all_stopped(struct agent *a) { return gctr_kill_all(a->ctrs, 0) == 0; }
+
+static void power_off(struct agent *a)
+{
+	log_info("agent", "destroy_sandbox: stopping containers, powering off");
+	wait_until(a, 1000, out_empty);
+	if (gctr_kill_all(a->ctrs, SIGTERM) > 0)
+		wait_until(a, GRACE_MS, all_stopped);
+	gctr_kill_all(a->ctrs, SIGKILL);
+	wait_until(a, 500, all_stopped);
+	sync();
+	if (getpid() == 1)
+		reboot(RB_POWER_OFF);
+	exit(0);
+}
+
+static void serve(struct agent *a)
+{
+	for (;;) {
+		struct pollfd fds[MAX_POLL];
+		size_t n = 0, port_idx = 0, first;
+		if (a->host == HOST_WAIT)
+			check_host(a);
+		fds[n++] = (struct pollfd){.fd = a->sigfd, .events = POLLIN};
+		if (a->host != HOST_WAIT) {
+			port_idx = n;
+			fds[n++] = (struct pollfd){.fd = a->port,
+						   .events = POLLIN | (a->out ? POLLOUT : 0)};
+		}
+		first = n;
+		if (a->out_bytes < OUT_HIGH)
+			n += gctr_pollfds(a->ctrs, fds + n, MAX_POLL - n);
+		if (a->host != HOST_WAIT && a->out)
+			fds[port_idx].events |= POLLOUT;
+		if (poll(fds, n, a->host == HOST_WAIT ? 50 : -1) < 0 && errno != EINTR)
+			log_error("agent", "poll: %s", strerror(errno));
+		if (fds[0].revents)
+			reap(a);
+		if (port_idx)
+			port_io(a, fds[port_idx].revents);
+		gctr_on_poll(a->ctrs, fds + first, n - first);
+		if (a->power_off)
+			power_off(a);
+	}
+}
+
+/* ---- guest bring-up (PID 1) ---- */
+
+static void console(void)
+{
+	int fd = open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < 3; i++)
+		dup2(fd, i);
+	if (fd > 2)
+		close(fd);
+}
+
+static void mnt(const char *src, const char *dst, const char *type, const char *opts)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, MS_NOSUID, opts) < 0)
+		log_error("agent", "mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+/* Stage 1: the initramfs cannot be pivoted away from, so copy it into a
+ * tmpfs and let busybox switch_root (which also frees the old files) exec
+ * stage 2 from there. */
+static int stage1(void)
+{
+	mnt("devtmpfs", "/dev", "devtmpfs", NULL);
+	console();
+	mnt("tmpfs", "/newroot", "tmpfs", "mode=0755");
+	const char *argv[64] = {"/bin/busybox", "cp", "-a"};
+	int n = 3;
+	DIR *d = opendir("/");
+	struct dirent *de;
+	while (d && (de = readdir(d)) && n < 60) {
+		const char *s = de->d_name;
+		if (strcmp(s, ".") && strcmp(s, "..") && strcmp(s, "newroot") && strcmp(s, "dev") &&
+		    strcmp(s, "proc") && strcmp(s, "sys"))
+			argv[n++] = xasprintf("/%s", s);
+	}
+	argv[n++] = "/newroot/";
+	argv[n] = NULL;
+	if (gproc_run(argv, -1, 1, 2) != 0)
+		log_error("agent", "copying the initramfs to tmpfs failed");
+	mkdir("/newroot/dev", 0755);
+	umount2("/dev", MNT_DETACH);
+	const char *sw[] = {"switch_root", "/newroot", "/bin/cocod", "agent", "--stage2", NULL};
+	execv("/bin/busybox", (char *const *)(uintptr_t)sw);
+	log_error("agent", "switch_root: %s", strerror(errno));
+	return 1;
+}
+
+static void load_modules(void)
+{
+	static const char *const mods[] = {"virtio_ring", "virtio", "virtio_pci_modern_dev",
+					   "virtio_pci_legacy_dev", "virtio_pci", "virtio_console",
+					   "overlay", NULL};
+	for (int i = 0; mods[i]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/lib/modules/%s.ko", mods[i]);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* built in, or not in this kit */
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			log_error("agent", "insmod %s: %s", mods[i], strerror(errno));
+		close(fd);
+	}
+}
+
+static void stage2(void)
+{
+	mnt("proc", "/proc", "proc", NULL);
+	mnt("sysfs", "/sys", "sysfs", NULL);
+	mnt("devtmpfs", "/dev", "devtmpfs", NULL);
+	console();
+	mnt("tmpfs", "/run", "tmpfs", "mode=0755");
+	mnt("cgroup2", "/sys/fs/cgroup", "cgroup2", NULL);
+	mnt("devpts", "/dev/pts", "devpts", "newinstance,ptmxmode=0666");
+	mkdir("/tmp", 01777);
+	setenv("PATH", "/bin", 1);
+	load_modules();
+}
+
+/* Finds /dev/vportNpM whose name is io.cocod.agent (device nodes appear
+ * asynchronously: retries for up to 10 s). */
+static int open_port(void)
+{
+	for (int tries = 0; tries < 1000; tries++, usleep(10000)) {
+		DIR *d = opendir("/sys/class/virtio-ports");
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			char path[300], name[64] = "";
+			snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", de->d_name);
+			FILE *f = fopen(path, "r");
+			if (!f)
+				continue;
+			if (!fgets(name, sizeof name, f))
+				name[0] = '\0';
+			fclose(f);
+			name[strcspn(name, "\n")] = '\0';
+			snprintf(path, sizeof path, "/dev/%s", de->d_name);
+			int fd = strcmp(name, PORT_NAME) ? -1
+							 : open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+			if (fd >= 0) {
+				closedir(d);
+				return fd;
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	return -1;
+}
+
+static int setup_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int agent_main(int argc, char **argv)
+{
+	const char *port_path = NULL;
+	int stage2_flag = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--stage2"))
+			stage2_flag = 1;
+		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+			port_path = argv[++i];
+		else {
+			fprintf(stderr, "usage: cocod agent [--port DEVICE]\n");
+			return 2;
+		}
+	}
+	if (getpid() == 1 && !stage2_flag)
+		return stage1();
+	if (getpid() == 1)
+		stage2();
+	struct agent a = {.host = HOST_WAIT};
+	a.sigfd = setup_signals();
+	a.port = port_path ? open(port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC) : open_port();
+	if (a.port < 0) {
+		log_error("agent", "no virtio port named %s", PORT_NAME);
+		if (getpid() == 1)
+			reboot(RB_POWER_OFF);
+		return 1;
+	}
+	struct err e = {0};
+	if (mkdir_p(RUN_DIR "/images", 0700, &e) || mkdir_p(RUN_DIR "/containers", 0700, &e) ||
+	    mkdir_p(RUN_DIR "/volumes", 0755, &e))
+		log_error("agent", "%s", e.msg);
+	frame_reader_init(&a.rd);
+	a.images = gimage_store_new(RUN_DIR "/images");
+	a.ctrs = gctr_set_new(RUN_DIR "/containers", RUN_DIR "/volumes", "/bin/crun", emit, &a);
+	serve(&a);
+	return 0;
+}
