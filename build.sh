@@ -39,6 +39,7 @@ install_missing() {
 # QEMU as root.
 vm_users() {
 	getent group kvm >/dev/null || as_root groupadd -r kvm
+	getent group libvirt-qemu >/dev/null || as_root groupadd -r libvirt-qemu
 	getent passwd libvirt-qemu >/dev/null ||
 		as_root useradd -r -g kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
 }

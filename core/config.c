@@ -52,6 +52,8 @@ static int check_level(const char *s, struct err *e);
 static int check_listen(const char *s, struct err *e);
 static int check_name(const char *s, struct err *e);
 static int check_class(const char *s, struct err *e);
+static int check_runtime(const char *s, struct err *e);
+static int check_accel(const char *s, struct err *e);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -107,12 +109,41 @@ static const struct option options[] = {
 	 "Most Kubernetes events kept; older ones are pruned."},
 	{"event_ttl", T_DURATION, OFF(event_ttl_ms), "1h", 1000, 365 * DAY_MS, NULL,
 	 "Events older than this are pruned."},
+	{"kbs_sim", T_BOOL, OFF(kbs_sim), "true", 0, 0, NULL,
+	 "The KBS accepts sim evidence (SNP format, signed by this box's own sim chain; no TEE "
+	 "protection, and every token issued for it says so)."},
+	{"kbs_dev_mode", T_BOOL, OFF(kbs_dev_mode), "false", 0, 0, NULL,
+	 "Tell the resource policy it runs in development mode (the default policy then releases "
+	 "secrets to sim guests)."},
+	{"kbs_token_ttl", T_DURATION, OFF(kbs_token_ttl_ms), "5m", 1000, DAY_MS, NULL,
+	 "Lifetime of the attestation tokens the KBS issues."},
+	{"kbs_session_ttl", T_DURATION, OFF(kbs_session_ttl_ms), "5m", 1000, DAY_MS, NULL,
+	 "Lifetime of a KBS session (kbs-session-id cookie)."},
+	{"kbs_master_key", T_STRING, OFF(kbs_master_key), "", 0, 0, check_text,
+	 "File holding the 32-byte master key that seals KBS secrets at rest (mode 0600, outside "
+	 "the database). Empty: <data_dir>/master.key."},
 	{"policy_memory", T_SIZE, OFF(policy_memory_bytes), "8MiB", MiB, GiB, NULL,
 	 "Memory one Lua policy may use; past it the decision is a denial."},
 	{"policy_instructions", T_UINT, OFF(policy_instructions), "1000000", 1000, 1000000000, NULL,
 	 "Lua instructions one policy decision may run; past it the decision is a denial."},
 	{"policy_timeout", T_DURATION, OFF(policy_timeout_ms), "50ms", 1, 60000, NULL,
 	 "Wall-clock time one policy decision may take; past it the decision is a denial."},
+	{"pod_runtime", T_STRING, OFF(pod_runtime), "vm", 0, 0, check_runtime,
+	 "How pods run: \"vm\" (each pod in its own VM through libvirt, the guest kit from "
+	 "`make kit`) or \"none\" (the API only: pods are placed but wait, saying no runtime "
+	 "is available)."},
+	{"libvirt_uri", T_STRING, OFF(libvirt_uri), "", 0, 0, check_text,
+	 "libvirt connection for pod VMs. Empty uses libvirt's embedded QEMU driver under "
+	 "data_dir/libvirt (no libvirtd needed); \"qemu:///system\" uses the system daemon."},
+	{"accel", T_STRING, OFF(accel), "auto", 0, 0, check_accel,
+	 "Accelerator for pod VMs: auto (KVM when a test guest really boots under it within a "
+	 "few seconds at start-up, else TCG), kvm or tcg."},
+	{"vm_overhead_memory", T_SIZE, OFF(vm_overhead_memory_bytes), "160MiB", 16 * MiB, 64 * GiB,
+	 NULL,
+	 "Guest memory added to each pod's memory for the guest kernel, initramfs, agent and "
+	 "unpacked image layers."},
+	{"pod_default_memory", T_SIZE, OFF(pod_default_memory_bytes), "256MiB", 16 * MiB, 1024 * GiB,
+	 NULL, "Memory a pod VM gets for its containers when the pod sets no memory limit."},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -157,6 +188,20 @@ static int check_class(const char *s, struct err *e)
 			return 0;
 	return err_set(e, ERR_CONFIG, "unknown runtime class %s (use cocod-sim, cocod-snp, cocod-tdx or cocod-se)",
 		       show(s).s);
+}
+
+static int check_accel(const char *s, struct err *e)
+{
+	if (strcmp(s, "auto") == 0 || strcmp(s, "kvm") == 0 || strcmp(s, "tcg") == 0)
+		return 0;
+	return err_set(e, ERR_CONFIG, "%s is not one of auto, kvm, tcg", show(s).s);
+}
+
+static int check_runtime(const char *s, struct err *e)
+{
+	if (strcmp(s, "vm") == 0 || strcmp(s, "none") == 0)
+		return 0;
+	return err_set(e, ERR_CONFIG, "unknown pod runtime %s (use \"vm\" or \"none\")", show(s).s);
 }
 
 static const struct option *find(const char *name, size_t len)

@@ -43,6 +43,16 @@ struct config {
 	uint64_t policy_memory_bytes;  /* per policy state */
 	uint64_t policy_instructions;  /* per decision */
 	uint64_t policy_timeout_ms;    /* per decision */
+	char *pod_runtime;       /* "vm" | "none" */
+	char *libvirt_uri;             /* "" = qemu:///embed?root=<data_dir>/libvirt */
+	char *accel;                   /* auto|kvm|tcg */
+	uint64_t vm_overhead_memory_bytes; /* guest RAM on top of the pod's limit */
+	uint64_t pod_default_memory_bytes; /* pod memory when it sets no limit */
+	bool kbs_sim;            /* the KBS accepts sim evidence */
+	bool kbs_dev_mode;       /* resource policy may release to sim guests */
+	uint64_t kbs_token_ttl_ms;
+	uint64_t kbs_session_ttl_ms;
+	char *kbs_master_key;    /* "" = <data_dir>/master.key */
 };
 
 /* Fills defaults; config_fini frees every string. */

@@ -19,12 +19,16 @@
 #include "images.h"
 #include "imagesapi.h"
 #include "kapi.h"
+#include "kbs.h"
+#include "kit.h"
+#include "launcher.h"
 #include "log.h"
 #include "metrics.h"
 #include "objects.h"
 #include "podsvc.h"
 #include "policy.h"
 #include "policyapi.h"
+#include "runtime.h"
 #include "sched.h"
 #include "store.h"
 #include "tls.h"
@@ -41,6 +45,11 @@ struct daemon {
 	kapi *kapi;
 	policy *policy;
 	images *images;
+	struct kbs *kbs;
+	launcher *launcher;
+	runtime *runtime;
+	struct kit kit;
+	int have_kit, launcher_done, launcher_failed;
 	metrics *metrics;
 	api *api;
 	http_server *http;
@@ -137,11 +146,31 @@ static int start_http(struct daemon *d, struct err *e)
 	return 0;
 }
 
-static void on_pods_closed(void *arg)
+static void on_launcher_closed(void *arg)
 {
 	struct daemon *d = arg;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_runtime_closed(void *arg)
+{
+	struct daemon *d = arg;
+	if (d->launcher)
+		launcher_close(d->launcher, on_launcher_closed, d);
+	else
+		on_launcher_closed(d);
+}
+
+/* Shutdown after HTTP: the pod timers, the runtime (VMs keep running for
+ * the next daemon to adopt), the launcher, then the signal handles. */
+static void on_pods_closed(void *arg)
+{
+	struct daemon *d = arg;
+	if (d->runtime)
+		runtime_close(d->runtime, on_runtime_closed, d);
+	else
+		on_runtime_closed(d);
 }
 
 static void on_closed(void *arg)
@@ -192,6 +221,77 @@ static int admit_with_policy(void *ud, const json_t *pod, const char *operation,
 	return rc;
 }
 
+static void on_launcher_started(void *arg, const struct err *e)
+{
+	struct daemon *d = arg;
+	d->launcher_done = 1;
+	if (e) {
+		d->launcher_failed = 1;
+		log_error("daemon", "pod VMs unavailable: %s", e->msg);
+	}
+}
+
+/* The guest kit, libvirt and the runtime that runs pods in VMs.  Without a
+ * kit or a working libvirt the daemon still serves: pods then wait,
+ * saying that no runtime is available. */
+static int start_vms(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	if (strcmp(c->pod_runtime, "none") == 0) {
+		log_info("daemon", "pod_runtime=none: pods are placed but do not run");
+		return 0;
+	}
+	cleanup_free char *kitdir = kit_default_dir();
+	struct err ke = {0};
+	d->have_kit = kit_load(kitdir, &d->kit, &ke) == 0;
+	if (!d->have_kit) {
+		log_warn("daemon", "no guest kit in %s: %s (run `make kit`); pods cannot start", kitdir,
+			 ke.msg);
+		return 0;
+	}
+	struct launcher_opts lo = {.uri = c->libvirt_uri, .data_dir = c->data_dir, .accel = c->accel,
+				   .kernel = d->kit.kernel_path};
+	if (launcher_new(d->loop, &lo, &d->launcher, e))
+		return err_wrap(e, "launcher");
+	launcher_start(d->launcher, on_launcher_started, d);
+	while (!d->launcher_done) /* before HTTP: nothing else is served yet */
+		uv_run(d->loop, UV_RUN_ONCE);
+	if (d->launcher_failed)
+		return 0;
+	struct runtime_opts ro = {
+		.data_dir = c->data_dir,
+		.kernel = d->kit.kernel_path,
+		.initrd = d->kit.initramfs_path,
+		.cmdline = d->kit.cmdline,
+		.default_memory = c->pod_default_memory_bytes,
+		.overhead_memory = c->vm_overhead_memory_bytes,
+	};
+	return runtime_new(d->loop, d->launcher, d->images, &ro, &d->runtime, e);
+}
+
+/* The KBS, with the guest kit's launch measurement as a reference value. */
+static int start_kbs(struct daemon *d, struct err *e)
+{
+	const struct config *c = d->cfg;
+	struct kbs_opts ko = {
+		.sim = c->kbs_sim,
+		.dev_mode = c->kbs_dev_mode,
+		.token_ttl_s = (int)(c->kbs_token_ttl_ms / 1000),
+		.session_ttl_s = (int)(c->kbs_session_ttl_ms / 1000),
+		.master_key = c->kbs_master_key[0] ? c->kbs_master_key : NULL,
+	};
+	if (kbs_new(d->store, d->policy, d->metrics, c->data_dir, &ko, &d->kbs, e) ||
+	    kbs_register(d->api, d->kbs, e))
+		return err_wrap(e, "KBS");
+	if (d->have_kit) {
+		char hex[2 * KIT_HASH_LEN + 1];
+		hex_encode(d->kit.measurement, KIT_HASH_LEN, hex);
+		if (kbs_register_measurement(d->kbs, hex, e))
+			return err_wrap(e, "KBS reference value");
+	}
+	return 0;
+}
+
 static int start_pods(struct daemon *d, struct err *e)
 {
 	const struct config *c = d->cfg;
@@ -200,6 +300,7 @@ static int start_pods(struct daemon *d, struct err *e)
 		.default_runtime_class = c->default_runtime_class,
 		.events_kept = (int64_t)c->events_kept,
 		.events_max_age_s = (int64_t)(c->event_ttl_ms / 1000),
+		.runtime = d->runtime ? runtime_ops(d->runtime) : NULL,
 	};
 	if (c->node_name[0])
 		snprintf(host, sizeof host, "%s", c->node_name);
@@ -212,6 +313,10 @@ static int start_pods(struct daemon *d, struct err *e)
 	if (node_capacity(c, &o.node, e) || objects_new(d->store, &d->objects, e) ||
 	    podsvc_new(d->loop, d->objects, &o, &d->pods, e))
 		return err_wrap(e, "pods");
+	if (d->runtime) { /* completions raised during restore are queued */
+		runtime_attach(d->runtime, podsvc_controller(d->pods));
+		runtime_restored(d->runtime);
+	}
 	log_info("daemon", "node name=%s cpu_milli=%llu memory_bytes=%llu max_pods=%u", host,
 		 (unsigned long long)o.node.cpu_milli, (unsigned long long)o.node.mem_bytes,
 		 o.node.max_pods);
@@ -224,6 +329,9 @@ static int start_pods(struct daemon *d, struct err *e)
 	if (policy_new(d->store, d->metrics, &lim, &d->policy, e))
 		return err_wrap(e, "policies");
 	podsvc_set_admission(d->pods, admit_with_policy, d);
+	kapi_set_runtime(d->kapi, d->runtime);
+	if (start_kbs(d, e))
+		return e->code;
 	return kapi_register(d->kapi, d->api, e) || policyapi_register(d->api, d->policy, e) ? e->code : 0;
 }
 
@@ -281,7 +389,7 @@ static int start(struct daemon *d, struct err *e)
 	d->auth = auth_new(d->store, c->data_dir);
 	d->api = api_new(d->store, d->auth, d->metrics);
 	if (api_register_core(d->api, c->metrics_public, e) || start_images(d, e) ||
-	    start_pods(d, e) || start_http(d, e))
+	    start_vms(d, e) || start_pods(d, e) || start_http(d, e))
 		return e->code;
 	if (auth_write_kubeconfig(d->store, c->data_dir, d->url, d->tls_paths.ca_cert, e))
 		return err_wrap(e, "kubeconfig");
@@ -302,7 +410,12 @@ static void stop(struct daemon *d)
 	http_server_free(d->http);
 	kapi_free(d->kapi);
 	podsvc_free(d->pods);
+	kbs_free(d->kbs);
 	policy_free(d->policy);
+	runtime_free(d->runtime);
+	launcher_free(d->launcher);
+	if (d->have_kit)
+		kit_fini(&d->kit);
 	images_close(d->images);
 	objects_free(d->objects);
 	api_free(d->api);
@@ -330,6 +443,10 @@ int daemon_run(const struct config *cfg)
 			http_server_shutdown(d.http, 0, NULL, NULL);
 		if (d.pods)
 			podsvc_close(d.pods, NULL, NULL);
+		if (d.runtime)
+			runtime_close(d.runtime, NULL, NULL);
+		if (d.launcher)
+			launcher_close(d.launcher, NULL, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 	} else {
 		uv_run(&loop, UV_RUN_DEFAULT);

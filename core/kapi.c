@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "log.h"
+#include "runtime.h"
 #include "selector.h"
 #include "util.h"
 
@@ -20,6 +21,7 @@ struct watch;
 
 struct kapi {
 	uv_loop_t *loop;
+	runtime *rt; /* NULL: no pod VMs on this box */
 	objects *o;
 	podsvc *svc;
 	struct watch *watches;
@@ -800,6 +802,42 @@ static void h_pod_delete(http_req *r, const struct route_params *p, void *ctx)
 	send_object(r, 200, "Pod", out);
 }
 
+void kapi_set_runtime(kapi *k, runtime *rt) { k->rt = rt; }
+
+/* A log stream in flight: the runtime reads, the HTTP response streams. */
+struct logstream {
+	http_req *r;
+	runtime_log_reader *rd;
+};
+
+static int log_chunk(void *arg, const char *data, size_t len)
+{
+	struct logstream *s = arg;
+	return http_stream_write(s->r, data, len) < 0;
+}
+
+static void log_done(void *arg, const struct err *e)
+{
+	struct logstream *s = arg;
+	http_stream_end(s->r);
+	free(s);
+}
+
+static void log_gone(http_req *r, void *arg)
+{
+	struct logstream *s = arg;
+	runtime_logs_cancel(s->rd);
+	http_stream_end(r);
+	free(s);
+}
+
+static int64_t query_int(http_req *r, const char *name)
+{
+	const char *v = http_req_query(r, name);
+	return v && *v ? strtoll(v, NULL, 10) : -1;
+}
+
+/* GET .../log?container=&follow=&timestamps=&tailLines=&limitBytes= */
 static void h_pod_log(http_req *r, const struct route_params *p, void *ctx)
 {
 	kapi *k = ctx;
@@ -810,12 +848,44 @@ static void h_pod_log(http_req *r, const struct route_params *p, void *ctx)
 		return;
 	}
 	const char *container = http_req_query(r, "container");
-	const json_t *first = json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0);
-	if (!container)
-		container = str_at(first, "name", NULL);
-	api_fail(r, ERR_BAD_REQUEST,
-		 "container \"%s\" in pod \"%s\" has no logs: no container runtime is available on this box yet",
-		 container ? container : "", route_param(p, "name"));
+	const json_t *spec = json_object_get(pod, "spec"), *c;
+	const char *first = str_at(json_array_get(json_object_get(spec, "containers"), 0), "name", NULL);
+	int known = 0;
+	size_t i;
+	const char *lists[] = {"containers", "initContainers"};
+	for (int l = 0; l < 2 && container; l++)
+		json_array_foreach(json_object_get(spec, lists[l]), i, c)
+			known |= str_at(c, "name", NULL) && strcmp(str_at(c, "name", NULL), container) == 0;
+	if (!container && json_array_size(json_object_get(spec, "containers")) > 1) {
+		api_fail(r, ERR_BAD_REQUEST, "a container name must be specified for pod %s, choose one of: "
+			 "the pod's containers", route_param(p, "name"));
+	} else if (container && !known) {
+		api_fail(r, ERR_BAD_REQUEST, "container %s is not valid for pod %s", container,
+			 route_param(p, "name"));
+	} else if (!k->rt) {
+		api_fail(r, ERR_BAD_REQUEST,
+			 "container \"%s\" in pod \"%s\" has no logs: no container runtime is available "
+			 "on this box", container ? container : first ? first : "", route_param(p, "name"));
+	} else {
+		const char *f = http_req_query(r, "follow"), *ts = http_req_query(r, "timestamps");
+		struct runtime_log_opts o = {
+			.follow = f && strcmp(f, "true") == 0,
+			.timestamps = ts && strcmp(ts, "true") == 0,
+			.tail_lines = query_int(r, "tailLines"),
+			.limit_bytes = query_int(r, "limitBytes"),
+		};
+		struct logstream *s = xcalloc(1, sizeof *s);
+		s->r = r;
+		http_stream_begin(r, 200, "text/plain; charset=utf-8");
+		if (runtime_logs(k->rt, str_at(pod, "metadata", "uid"), container ? container : first, &o,
+				 log_chunk, log_done, s, &s->rd, &e)) {
+			/* No log yet (the container has not started): an empty log. */
+			http_stream_end(r);
+			free(s);
+		} else {
+			http_req_on_close(r, log_gone, s);
+		}
+	}
 	json_decref(pod);
 }
 

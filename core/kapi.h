@@ -19,6 +19,10 @@ void kapi_free(kapi *k);
 
 int kapi_register(kapi *k, api *a, struct err *e);
 
+/* Where `/log` reads container logs from (NULL: no runtime on this box). */
+struct runtime;
+void kapi_set_runtime(kapi *k, struct runtime *rt);
+
 /* Human duration as kubectl prints ages: "5s", "3m2s", "2d". */
 void kapi_age(int64_t seconds, char *out, size_t len);
 

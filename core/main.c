@@ -16,7 +16,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "evidence.h"
+#include "kbscli.h"
 #include "kit.h"
+#include "launcher.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -71,6 +73,10 @@ static const struct command commands[] = {
 	 "usage: cocod kit show [--kit DIR] [--json]\n"},
 	{"agent", agent_main, "run as the guest agent (PID 1 inside a pod VM)",
 	 "usage: cocod agent [--port DEVICE]\n"},
+	{"secret", kbscli_secret, "store, remove or list KBS secrets (sealed at rest)",
+	 "usage: cocod secret put REPO/TYPE/TAG FILE|- | rm REPO/TYPE/TAG | ls  [--data-dir DIR]\n"},
+	{"sim-evidence", kbscli_sim_evidence, "print sim SNP evidence for KBS tests (no TEE protection)",
+	 "usage: cocod sim-evidence --report-data HEX [--host-data HEX] [--measurement HEX] [--data-dir DIR]\n"},
 	{"version", cmd_version, "print the version", "usage: cocod version\n"},
 	{"help", cmd_help, "list commands, or `help COMMAND`, or `help config`",
 	 "usage: cocod help [COMMAND|config]\n"},
@@ -268,6 +274,7 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	launcher_prepare_process(); /* before any libuv loop exists (launcher.h) */
 	if (argc < 2) {
 		cmd_help(1, argv);
 		return EXIT_USAGE;

@@ -108,6 +108,25 @@ static const char *const migrations[] = {
 	"	PRIMARY KEY (manifest, blob)\n"
 	");\n"
 	"CREATE INDEX image_refs_blob ON image_refs (blob);\n",
+	/* 5: the KBS: sealed keys and resources, reference values
+	 * (tee/kbs.c documents them). */
+	"CREATE TABLE kbs_keys (\n"
+	"	name TEXT PRIMARY KEY,\n"
+	"	sealed BLOB NOT NULL,\n"
+	"	created INTEGER NOT NULL\n"
+	");\n"
+	"CREATE TABLE kbs_resources (\n"
+	"	path TEXT PRIMARY KEY,\n"
+	"	sealed BLOB NOT NULL,\n"
+	"	size INTEGER NOT NULL,\n"
+	"	updated TEXT NOT NULL\n"
+	");\n"
+	"CREATE TABLE kbs_reference_values (\n"
+	"	name TEXT NOT NULL,\n"
+	"	value TEXT NOT NULL,\n"
+	"	expires INTEGER NOT NULL DEFAULT 0,\n"
+	"	PRIMARY KEY (name, value)\n"
+	");\n",
 	NULL,
 };
 

@@ -8,8 +8,9 @@
 int frame_encode(struct buf *out, int64_t id, const char *type, const json_t *body,
 		 struct err *e)
 {
-	json_t *msg = json_pack("{s:I, s:s, s:O}", "id", (json_int_t)id, "type", type,
-				"body", body ? (json_t *)(uintptr_t)body : json_object());
+	json_t *msg = body ? json_pack("{s:I, s:s, s:O}", "id", (json_int_t)id, "type", type, "body",
+				       (json_t *)(uintptr_t)body)
+			   : json_pack("{s:I, s:s, s:{}}", "id", (json_int_t)id, "type", type, "body");
 	if (!msg)
 		return err_set(e, ERR_INVALID, "frame %s: cannot encode", type);
 	size_t len = json_dumpb(msg, NULL, 0, JSON_COMPACT);

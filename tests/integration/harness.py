@@ -27,12 +27,17 @@ def free_port():
 class Daemon:
     """One cocod process.  `start()` waits until /healthz answers."""
 
-    def __init__(self, data_dir=None, args=(), config=None, plain=False):
+    def __init__(self, data_dir=None, args=(), config=None, plain=False, vm=False):
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="cocod-it-")
         self.port = free_port()
         self.plain = plain
         self.args = list(args)
+        # API tests run without pod VMs (pod_runtime = "none"): booting a
+        # VM per test pod would make them slow; tests/integration/test_vm*
+        # boot real guests.
+        if not vm:
+            config = 'pod_runtime = "none"\n' + (config or "")
         self.config_path = None
         if config is not None:
             self.config_path = os.path.join(self.data_dir, "test.toml")

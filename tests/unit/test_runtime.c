@@ -1,0 +1,580 @@
+/* Unit tests for runtime: the container log files (line format, partial
+ * lines, rotation), reading them back (timestamps, tail, byte limit,
+ * follow), and whole pod lives driven by the real pod controller against
+ * libvirt's test:///default mock driver and a fake guest agent listening on
+ * the pod's channel socket (the mock boots nothing, so the test plays the
+ * guest): boot → create_sandbox → image streaming → container start → logs
+ * → exit → Succeeded → teardown; a missing image; a hostile guest.
+ * Cases: log_lines_and_partials, log_rotation, logs_backlog_options,
+ * logs_not_found, pod_life_on_mock, missing_image_is_errimagepull,
+ * hostile_guest_fails_pod. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "b64.h"
+#include "frame.h"
+#include "images.h"
+#include "launcher.h"
+#include "podctl.h"
+#include "runtime.h"
+#include "store.h"
+#include "util.h"
+
+static char *mktmp(void)
+{
+	char tmpl[] = "/tmp/rt-test-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	return xstrdup(tmpl);
+}
+
+static void rm_rf(const char *dir)
+{
+	cleanup_free char *cmd = xasprintf("rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void log_lines_and_partials(void **state)
+{
+	cleanup_free char *dir = mktmp();
+	cleanup_free char *path = xasprintf("%s/web.log", dir);
+	struct err e = {0};
+	assert_int_equal(runtime_log_append(path, 1 << 20, "stdout", "hello\nwor", 9, &e), 0);
+	assert_int_equal(runtime_log_append(path, 1 << 20, "stderr", "ld\n", 3, &e), 0);
+	char *data;
+	size_t len;
+	assert_int_equal(file_read(path, 1 << 20, &data, &len, &e), 0);
+	/* "<time> stdout F hello\n<time> stdout P wor\n<time> stderr F ld\n" */
+	char ts[3][64], st[3][16], tag[3][4], text[3][16];
+	assert_int_equal(sscanf(data, "%63s %15s %3s %15s\n%63s %15s %3s %15s\n%63s %15s %3s %15s",
+	                        ts[0], st[0], tag[0], text[0], ts[1], st[1], tag[1], text[1], ts[2],
+	                        st[2], tag[2], text[2]),
+	                 12);
+	assert_string_equal(st[0], "stdout");
+	assert_string_equal(tag[0], "F");
+	assert_string_equal(text[0], "hello");
+	assert_string_equal(tag[1], "P");
+	assert_string_equal(text[1], "wor");
+	assert_string_equal(st[2], "stderr");
+	assert_string_equal(text[2], "ld");
+	assert_int_equal(strlen(ts[0]), 30); /* 2026-01-01T00:00:00.123456789Z */
+	assert_int_equal(ts[0][29], 'Z');
+	free(data);
+	rm_rf(dir);
+}
+
+static void log_rotation(void **state)
+{
+	cleanup_free char *dir = mktmp();
+	cleanup_free char *path = xasprintf("%s/web.log", dir);
+	cleanup_free char *old = xasprintf("%s.1", path);
+	struct err e = {0};
+	struct stat st;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(runtime_log_append(path, 400, "stdout", "0123456789\n", 11, &e),
+		                 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size <= 400);
+	assert_int_equal(stat(old, &st), 0);
+	assert_true(st.st_size <= 400 && st.st_size > 0);
+	rm_rf(dir);
+}
+
+/* ---- reading logs back ---- */
+
+struct rd {
+	struct buf got;
+	int ended;
+	int stop_after; /* on_data returns 1 after this many calls (0: never) */
+	int calls;
+};
+
+static int rd_data(void *arg, const char *d, size_t n)
+{
+	struct rd *r = arg;
+	buf_add(&r->got, d, n);
+	return r->stop_after && ++r->calls >= r->stop_after;
+}
+
+static void rd_end(void *arg, const struct err *e)
+{
+	((struct rd *)arg)->ended++;
+}
+
+static void spin_loop(uv_loop_t *loop, const int *flag, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+	while ((!flag || !*flag) && now_ns() < end) {
+		uv_run(loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+static void read_logs(runtime *rt, uv_loop_t *loop, const struct runtime_log_opts *o, struct rd *r)
+{
+	struct err e = {0};
+	memset(r, 0, sizeof *r);
+	buf_init(&r->got);
+	assert_int_equal(runtime_logs(rt, "u1", "web", o, rd_data, rd_end, r, NULL, &e), 0);
+	spin_loop(loop, &r->ended, 3000);
+	assert_int_equal(r->ended, 1);
+}
+
+static void logs_backlog_options(void **state)
+{
+	cleanup_free char *dir = mktmp();
+	cleanup_free char *pods = xasprintf("%s/pods/u1", dir);
+	cleanup_free char *path = xasprintf("%s/web.log", pods);
+	struct err e = {0};
+	assert_int_equal(mkdir_p(pods, 0700, &e), 0);
+	assert_int_equal(runtime_log_append(path, 1 << 20, "stdout", "one\ntwo\n", 8, &e), 0);
+	assert_int_equal(runtime_log_append(path, 1 << 20, "stderr", "thr", 3, &e), 0);
+	assert_int_equal(runtime_log_append(path, 1 << 20, "stderr", "ee\nfour\n", 8, &e), 0);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	launcher *l;
+	runtime *rt;
+	struct launcher_opts lo = {.data_dir = dir, .accel = "tcg"};
+	struct runtime_opts ro = {.data_dir = dir};
+	assert_int_equal(launcher_new(&loop, &lo, &l, &e), 0);
+	assert_int_equal(runtime_new(&loop, l, NULL, &ro, &rt, &e), 0);
+	struct rd r;
+	struct runtime_log_opts o = {.tail_lines = -1, .limit_bytes = -1};
+	read_logs(rt, &loop, &o, &r);
+	assert_string_equal(r.got.data, "one\ntwo\nthree\nfour\n");
+	buf_fini(&r.got);
+	o.tail_lines = 2;
+	read_logs(rt, &loop, &o, &r);
+	assert_string_equal(r.got.data, "ee\nfour\n"); /* stored lines, partials included */
+	buf_fini(&r.got);
+	o.tail_lines = 0;
+	read_logs(rt, &loop, &o, &r);
+	assert_int_equal(r.got.len, 0);
+	buf_fini(&r.got);
+	o.tail_lines = -1;
+	o.limit_bytes = 6;
+	read_logs(rt, &loop, &o, &r);
+	assert_string_equal(r.got.data, "one\ntw");
+	buf_fini(&r.got);
+	o.limit_bytes = -1;
+	o.timestamps = 1;
+	read_logs(rt, &loop, &o, &r);
+	assert_int_equal(strncmp(r.got.data + 30, " one\n", 5), 0);
+	assert_int_equal(r.got.data[29], 'Z');
+	buf_fini(&r.got);
+	/* follow on a container that is not running ends after the backlog */
+	o.timestamps = 0;
+	o.follow = 1;
+	read_logs(rt, &loop, &o, &r);
+	assert_string_equal(r.got.data, "one\ntwo\nthree\nfour\n");
+	buf_fini(&r.got);
+	runtime_close(rt, NULL, NULL);
+	launcher_close(l, NULL, NULL);
+	spin_loop(&loop, NULL, 50);
+	runtime_free(rt);
+	launcher_free(l);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	rm_rf(dir);
+}
+
+static void logs_not_found(void **state)
+{
+	cleanup_free char *dir = mktmp();
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	launcher *l;
+	runtime *rt;
+	struct err e = {0};
+	struct launcher_opts lo = {.data_dir = dir, .accel = "tcg"};
+	struct runtime_opts ro = {.data_dir = dir};
+	assert_int_equal(launcher_new(&loop, &lo, &l, &e), 0);
+	assert_int_equal(runtime_new(&loop, l, NULL, &ro, &rt, &e), 0);
+	struct runtime_log_opts o = {.tail_lines = -1, .limit_bytes = -1};
+	assert_int_equal(runtime_logs(rt, "u1", "web", &o, rd_data, rd_end, NULL, NULL, &e),
+	                 ERR_NOT_FOUND);
+	assert_int_equal(runtime_logs(rt, "..", "web", &o, rd_data, rd_end, NULL, NULL, &e),
+	                 ERR_NOT_FOUND);
+	assert_int_equal(runtime_logs(rt, "u1", "../x", &o, rd_data, rd_end, NULL, NULL, &e),
+	                 ERR_NOT_FOUND);
+	runtime_close(rt, NULL, NULL);
+	launcher_close(l, NULL, NULL);
+	spin_loop(&loop, NULL, 50);
+	runtime_free(rt);
+	launcher_free(l);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	rm_rf(dir);
+}
+
+/* ---- whole pod lives on the mock driver ---- */
+
+struct fx {
+	char *dir;
+	uv_loop_t loop;
+	launcher *l;
+	runtime *rt;
+	podctl *ctl;
+	store *st;
+	images *im;
+	int started, removed;
+	json_t *status; /* last status */
+	char events[4096];
+	int64_t wake;
+	int ls, peer;
+	struct frame_reader rd;
+};
+
+static void sink_status(void *ud, const char *uid, const json_t *status)
+{
+	struct fx *x = ud;
+	json_decref(x->status);
+	x->status = json_deep_copy(status);
+}
+
+static void sink_event(void *ud, const char *uid, const char *type, const char *reason,
+                       const char *message)
+{
+	struct fx *x = ud;
+	size_t n = strlen(x->events);
+	snprintf(x->events + n, sizeof x->events - n, "%s %s: %s\n", type, reason, message);
+}
+
+static void sink_bound(void *ud, const char *uid, const char *node) {}
+static void sink_removed(void *ud, const char *uid)
+{
+	((struct fx *)ud)->removed++;
+}
+
+static int64_t clock_now(void *ud)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void clock_wake(void *ud, int64_t at)
+{
+	((struct fx *)ud)->wake = at;
+}
+
+static void on_started(void *arg, const struct err *e)
+{
+	assert_null(e);
+	((struct fx *)arg)->started = 1;
+}
+
+/* Runs the loop (and the controller's clock) for up to `ms`, until *flag. */
+static void spin(struct fx *x, const int *flag, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+	while ((!flag || !*flag) && now_ns() < end) {
+		uv_run(&x->loop, UV_RUN_NOWAIT);
+		if (x->ctl && x->wake > 0 && clock_now(x) >= x->wake) {
+			x->wake = -1;
+			podctl_tick(x->ctl);
+		}
+		usleep(1000);
+	}
+}
+
+static void fx_setup(struct fx *x, int with_images)
+{
+	struct err e = {0};
+	memset(x, 0, sizeof *x);
+	x->dir = mktmp();
+	x->peer = x->ls = -1;
+	uv_loop_init(&x->loop);
+	frame_reader_init(&x->rd);
+	struct launcher_opts lo = {.uri = "test:///default", .data_dir = x->dir, .accel = "tcg"};
+	assert_int_equal(launcher_new(&x->loop, &lo, &x->l, &e), 0);
+	assert_int_equal(launcher_start(x->l, on_started, x), 0);
+	spin(x, &x->started, 5000);
+	assert_true(x->started);
+	if (with_images) {
+		cleanup_free char *db = xasprintf("%s/cocod.db", x->dir);
+		assert_int_equal(store_open(db, &x->st, &e), 0);
+		assert_int_equal(images_open(x->st, x->dir, &x->im, &e), 0);
+	}
+	struct runtime_opts ro = {.data_dir = x->dir,
+	                          .kernel = "/kit/vmlinuz",
+	                          .initrd = "/kit/initramfs.img",
+	                          .destroy_grace_ms = 300,
+	                          .boot_timeout_ms = 5000};
+	assert_int_equal(runtime_new(&x->loop, x->l, x->im, &ro, &x->rt, &e), 0);
+	struct podctl_config cfg = {.node_name = "n1"};
+	struct sched_node node = {8000, 8ull << 30, 10, SCHED_TEE_SIM};
+	struct podctl_sink sink = {x, sink_status, sink_event, sink_bound, sink_removed};
+	struct podctl_clock clock = {x, clock_now, clock_wake};
+	x->ctl = podctl_new(&cfg, &node, runtime_ops(x->rt), &sink, &clock);
+	runtime_attach(x->rt, x->ctl);
+}
+
+static void fx_teardown(struct fx *x)
+{
+	if (x->peer >= 0)
+		close(x->peer);
+	if (x->ls >= 0)
+		close(x->ls);
+	podctl_free(x->ctl);
+	runtime_close(x->rt, NULL, NULL);
+	launcher_close(x->l, NULL, NULL);
+	spin(x, NULL, 100);
+	runtime_free(x->rt);
+	launcher_free(x->l);
+	images_close(x->im);
+	store_close(x->st);
+	assert_int_equal(uv_loop_close(&x->loop), 0);
+	frame_reader_fini(&x->rd);
+	json_decref(x->status);
+	rm_rf(x->dir);
+	free(x->dir);
+}
+
+static void add_pod(struct fx *x, const char *uid, const char *image)
+{
+	json_t *pod = json_pack("{s:{s:s, s:s, s:s}, s:{s:[{s:s, s:s}], s:s}}", "metadata", "uid",
+	                        uid, "name", "p", "namespace", "default", "spec", "containers",
+	                        "name", "web", "image", image, "restartPolicy", "Never");
+	struct podctl_req req = {
+	    .tee = "sim", .runtime_class = "cocod-sim", .qos_class = "BestEffort"};
+	struct err e = {0};
+	assert_int_equal(podctl_add(x->ctl, pod, &req, &e), 0);
+	json_decref(pod);
+	/* the guest: listen where libvirt would bind the channel */
+	cleanup_free char *path = xasprintf("%s/pods/%s/agent.sock", x->dir, uid);
+	x->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+	assert_int_equal(bind(x->ls, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(x->ls, 1), 0);
+	for (int i = 0; i < 5000 && x->peer < 0; i++) {
+		spin(x, NULL, 1);
+		struct pollfd p = {x->ls, POLLIN, 0};
+		if (poll(&p, 1, 0) == 1)
+			x->peer = accept(x->ls, NULL, NULL);
+	}
+	assert_true(x->peer >= 0);
+}
+
+static void agent_send(struct fx *x, int64_t id, const char *type, json_t *body)
+{
+	struct buf b;
+	struct err e = {0};
+	buf_init(&b);
+	assert_int_equal(frame_encode(&b, id, type, body, &e), 0);
+	assert_int_equal(write(x->peer, b.data, b.len), (ssize_t)b.len);
+	buf_fini(&b);
+	json_decref(body);
+}
+
+static void agent_recv(struct fx *x, struct frame_msg *m, const char *type)
+{
+	struct err e = {0};
+	for (int i = 0; i < 5000; i++) {
+		int rc = frame_next(&x->rd, m, &e);
+		assert_true(rc >= 0);
+		if (rc == 1) {
+			if (strcmp(m->type, type) != 0)
+				fail_msg("expected %s, got %s", type, m->type);
+			return;
+		}
+		spin(x, NULL, 1);
+		struct pollfd p = {x->peer, POLLIN, 0};
+		if (poll(&p, 1, 0) == 1) {
+			char buf[65536];
+			ssize_t n = read(x->peer, buf, sizeof buf);
+			assert_true(n > 0);
+			frame_reader_feed(&x->rd, buf, (size_t)n);
+		}
+	}
+	fail_msg("no %s from the host", type);
+}
+
+static void reply_ok(struct fx *x, const struct frame_msg *m, json_t *extra)
+{
+	json_t *b = extra ? extra : json_object();
+	json_object_set_new(b, "ok", json_true());
+	agent_send(x, m->id, "reply", b);
+}
+
+static const char *phase(struct fx *x)
+{
+	return json_string_value(json_object_get(x->status, "phase"));
+}
+
+static void wait_phase(struct fx *x, const char *want)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (phase(x) && strcmp(phase(x), want) == 0)
+			return;
+		spin(x, NULL, 1);
+	}
+	fail_msg("phase %s, wanted %s; events:\n%s", phase(x) ? phase(x) : "-", want, x->events);
+}
+
+/* Streams every blob_chunk of every missing layer; returns bytes seen. */
+static size_t receive_layers(struct fx *x, const json_t *missing)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < json_array_size(missing); i++) {
+		const char *digest = json_string_value(json_array_get(missing, i));
+		int64_t off = 0;
+		for (;;) {
+			struct frame_msg m;
+			agent_recv(x, &m, "blob_chunk");
+			assert_string_equal(json_string_value(json_object_get(m.body, "digest")),
+			                    digest);
+			assert_int_equal(json_integer_value(json_object_get(m.body, "offset")),
+			                 off);
+			uint8_t *raw;
+			size_t n;
+			assert_int_equal(
+			    b64_decode(json_string_value(json_object_get(m.body, "data_b64")),
+			               (size_t)-1, &raw, &n),
+			    0);
+			assert_true(n <= 512 * 1024);
+			free(raw);
+			off += (int64_t)n;
+			total += n;
+			int last = json_is_true(json_object_get(m.body, "last"));
+			reply_ok(x, &m, NULL);
+			frame_msg_fini(&m);
+			if (last)
+				break;
+		}
+	}
+	return total;
+}
+
+static void pod_life_on_mock(void **state)
+{
+	struct fx x;
+	struct frame_msg m;
+	fx_setup(&x, 1);
+	add_pod(&x, "u-life", "busybox");
+	agent_send(&x, 0, "ready", json_pack("{s:s}", "version", "test"));
+	agent_recv(&x, &m, "create_sandbox");
+	assert_string_equal(json_string_value(json_object_get(m.body, "uid")), "u-life");
+	assert_string_equal(json_string_value(json_object_get(m.body, "namespace")), "default");
+	reply_ok(&x, &m, NULL);
+	frame_msg_fini(&m);
+	/* the image: all layers missing */
+	agent_recv(&x, &m, "image_begin");
+	assert_non_null(strstr(json_string_value(json_object_get(m.body, "manifest")), "layers"));
+	json_t *man = json_loads(json_string_value(json_object_get(m.body, "manifest")), 0, NULL);
+	json_t *missing = json_array();
+	size_t i;
+	json_t *ly;
+	json_array_foreach(json_object_get(man, "layers"), i, ly)
+	    json_array_append(missing, json_object_get(ly, "digest"));
+	json_decref(man);
+	assert_true(json_array_size(missing) >= 1);
+	reply_ok(&x, &m, json_pack("{s:O}", "missing", missing));
+	frame_msg_fini(&m);
+	assert_true(receive_layers(&x, missing) > 0);
+	json_decref(missing);
+	/* the container */
+	agent_recv(&x, &m, "create_container");
+	assert_string_equal(json_string_value(json_object_get(m.body, "name")), "web");
+	assert_int_equal(strncmp(json_string_value(json_object_get(m.body, "image")), "sha256:", 7),
+	                 0);
+	reply_ok(&x, &m, NULL);
+	frame_msg_fini(&m);
+	agent_recv(&x, &m, "start_container");
+	reply_ok(&x, &m, json_pack("{s:i}", "pid", 7));
+	frame_msg_fini(&m);
+	agent_send(&x, 0, "container_started", json_pack("{s:s, s:i}", "name", "web", "pid", 7));
+	wait_phase(&x, "Running");
+	/* follow the logs while the container runs */
+	struct rd r = {0};
+	struct err e = {0};
+	buf_init(&r.got);
+	struct runtime_log_opts o = {.follow = 1, .tail_lines = -1, .limit_bytes = -1};
+	agent_send(&x, 0, "log",
+	           json_pack("{s:s, s:s, s:s}", "name", "web", "stream", "stdout", "data_b64",
+	                     "aGVsbG8K")); /* hello\n */
+	spin(&x, NULL, 50);
+	assert_int_equal(runtime_logs(x.rt, "u-life", "web", &o, rd_data, rd_end, &r, NULL, &e), 0);
+	spin(&x, NULL, 50);
+	agent_send(&x, 0, "log",
+	           json_pack("{s:s, s:s, s:s}", "name", "web", "stream", "stderr", "data_b64",
+	                     "YnllCg==")); /* bye\n */
+	agent_send(
+	    &x, 0, "container_exited",
+	    json_pack("{s:s, s:i, s:s}", "name", "web", "exit_code", 0, "reason", "Completed"));
+	spin(&x, &r.ended, 3000);
+	assert_int_equal(r.ended, 1);
+	assert_string_equal(r.got.data, "hello\nbye\n");
+	buf_fini(&r.got);
+	wait_phase(&x, "Succeeded");
+	/* a terminal pod's VM is torn down: destroy_sandbox, then (no power-off
+	 * on the mock) the domain is destroyed after the grace */
+	agent_recv(&x, &m, "destroy_sandbox");
+	reply_ok(&x, &m, NULL);
+	frame_msg_fini(&m);
+	for (int k = 0; k < 3000 && launcher_exists(x.l, "u-life"); k++)
+		spin(&x, NULL, 1);
+	assert_false(launcher_exists(x.l, "u-life"));
+	fx_teardown(&x);
+}
+
+static void missing_image_is_errimagepull(void **state)
+{
+	struct fx x;
+	struct frame_msg m;
+	fx_setup(&x, 1);
+	add_pod(&x, "u-miss", "nosuch:1.0");
+	agent_send(&x, 0, "ready", json_object());
+	agent_recv(&x, &m, "create_sandbox");
+	reply_ok(&x, &m, NULL);
+	frame_msg_fini(&m);
+	for (int i = 0; i < 3000 && !strstr(x.events, "ErrImagePull"); i++)
+		spin(&x, NULL, 1);
+	if (!strstr(x.events,
+	            "image nosuch:1.0 not found: import it with `cocod image import FILE`"))
+		fail_msg("events:\n%s", x.events);
+	fx_teardown(&x);
+}
+
+static void hostile_guest_fails_pod(void **state)
+{
+	struct fx x;
+	fx_setup(&x, 0);
+	add_pod(&x, "u-evil", "busybox");
+	assert_int_equal(write(x.peer, "\xff\xff\xff\xff", 4), 4);
+	for (int i = 0; i < 3000 && !strstr(x.events, "hostile guest"); i++)
+		spin(&x, NULL, 1);
+	if (!strstr(x.events, "hostile guest"))
+		fail_msg("events:\n%s", x.events);
+	for (int k = 0; k < 3000 && launcher_exists(x.l, "u-evil"); k++)
+		spin(&x, NULL, 1);
+	assert_false(launcher_exists(x.l, "u-evil"));
+	fx_teardown(&x);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(log_lines_and_partials),
+	    cmocka_unit_test(log_rotation),
+	    cmocka_unit_test(logs_backlog_options),
+	    cmocka_unit_test(logs_not_found),
+	    cmocka_unit_test(pod_life_on_mock),
+	    cmocka_unit_test(missing_image_is_errimagepull),
+	    cmocka_unit_test(hostile_guest_fails_pod),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
