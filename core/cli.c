@@ -114,18 +114,19 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv, stru
 }
 
 /* The kubeconfig's server, CA and token, then the overrides. */
-static int connect_daemon(const struct common *c, client **out)
+int cli_connect(const char *data_dir, const char *kubeconfig, const char *server,
+		const char *token, client **out)
 {
 	struct err e = {0};
-	cleanup_free char *dir = c->data_dir ? xstrdup(c->data_dir) : cli_default_data_dir();
-	cleanup_free char *path = c->kubeconfig ? xstrdup(c->kubeconfig) : xasprintf("%s/kubeconfig", dir);
+	cleanup_free char *dir = data_dir ? xstrdup(data_dir) : cli_default_data_dir();
+	cleanup_free char *path = kubeconfig ? xstrdup(kubeconfig) : xasprintf("%s/kubeconfig", dir);
 	char *text = NULL;
 	size_t len = 0;
 	json_t *kc = NULL;
 	/* The kubeconfig also brings the CA, so it is read even when --server
 	 * and --token are both given; only then may it be missing. */
 	if (file_read(path, 1 << 20, &text, &len, &e) || codec_decode(text, len, "application/yaml", &kc, &e)) {
-		if (!(c->server && c->token)) {
+		if (!(server && token)) {
 			fprintf(stderr, "cocod: %s (is this the right --data-dir? `cocod serve` writes it)\n", e.msg);
 			free(text);
 			return EXIT_FAIL;
@@ -142,8 +143,8 @@ static int connect_daemon(const struct common *c, client **out)
 			ca[0] = '\0';
 	}
 	struct client_opts o = {
-		.server = c->server ? c->server : json_string_value(json_object_get(cluster, "server")),
-		.token = c->token ? c->token : json_string_value(json_object_get(user, "token")),
+		.server = server ? server : json_string_value(json_object_get(cluster, "server")),
+		.token = token ? token : json_string_value(json_object_get(user, "token")),
 		.ca_pem = ca && ca[0] ? ca : NULL,
 	};
 	int rc = 0;
@@ -161,6 +162,11 @@ static int connect_daemon(const struct common *c, client **out)
 		free(text);
 	}
 	return rc;
+}
+
+static int connect_daemon(const struct common *c, client **out)
+{
+	return cli_connect(c->data_dir, c->kubeconfig, c->server, c->token, out);
 }
 
 /* Prints the server's Status message (or the raw body) for a failed call. */

@@ -7,6 +7,8 @@
 #ifndef COCOD_CLI_H
 #define COCOD_CLI_H
 
+#include "client.h"
+
 int cli_apply(int argc, char **argv);
 int cli_get(int argc, char **argv);
 int cli_describe(int argc, char **argv);
@@ -15,6 +17,12 @@ int cli_logs(int argc, char **argv);
 int cli_policy(int argc, char **argv);
 /* cocod image import|ls|inspect|rm: on the data directory (imagecli.c). */
 int cli_image(int argc, char **argv);
+
+/* A client for the daemon named by the kubeconfig (`kubeconfig`, or
+ * <data_dir>/kubeconfig; NULLs take the defaults) with --server and
+ * --token overrides.  Prints the reason and returns 1 on failure. */
+int cli_connect(const char *data_dir, const char *kubeconfig, const char *server,
+		const char *token, client **out);
 
 /* The data directory a client command uses when none is given: the same
  * rule as `cocod serve` (./var beside a checkout's build/, else

@@ -1,5 +1,5 @@
-/* kbscli: see kbscli.h.  The connection helper follows core/cli.c's
- * (kubeconfig -> server, CA, token), copied here to keep cli.c untouched. */
+/* kbscli: see kbscli.h.  Secrets go through the daemon's admin endpoints
+ * with core/cli.c's connection (kubeconfig -> server, CA, token). */
 #include "kbscli.h"
 
 #include <getopt.h>
@@ -31,47 +31,6 @@ static const char secret_usage[] =
 struct conn_opts {
 	const char *data_dir, *server, *token;
 };
-
-/* Server, CA and token from the kubeconfig, then the overrides. */
-static int connect_daemon(const struct conn_opts *c, client **out)
-{
-	struct err e = {0};
-	cleanup_free char *dir = c->data_dir ? xstrdup(c->data_dir) : cli_default_data_dir();
-	cleanup_free char *path = xasprintf("%s/kubeconfig", dir);
-	char *text = NULL;
-	size_t len = 0;
-	json_t *kc = NULL;
-	if ((file_read(path, 1 << 20, &text, &len, &e) || codec_decode(text, len, "application/yaml", &kc, &e)) &&
-	    !(c->server && c->token)) {
-		fprintf(stderr, "cocod: %s (is this the right --data-dir?)\n", e.msg);
-		free(text);
-		return EXIT_FAIL;
-	}
-	const json_t *cluster = json_object_get(json_array_get(json_object_get(kc, "clusters"), 0), "cluster");
-	const json_t *user = json_object_get(json_array_get(json_object_get(kc, "users"), 0), "user");
-	const char *ca64 = json_string_value(json_object_get(cluster, "certificate-authority-data"));
-	uint8_t *ca = NULL;
-	size_t calen;
-	if (ca64 && b64_decode(ca64, (size_t)-1, &ca, &calen))
-		ca = NULL;
-	struct client_opts o = {
-		.server = c->server ? c->server : json_string_value(json_object_get(cluster, "server")),
-		.token = c->token ? c->token : json_string_value(json_object_get(user, "token")),
-		.ca_pem = ca ? (const char *)ca : NULL,
-	};
-	int rc = 0;
-	if (!o.server || client_new(&o, out, &e)) {
-		fprintf(stderr, "cocod: %s\n", o.server ? e.msg : "no server in the kubeconfig; use --server");
-		rc = EXIT_FAIL;
-	}
-	free(ca);
-	json_decref(kc);
-	if (text) {
-		OPENSSL_cleanse(text, len);
-		free(text);
-	}
-	return rc;
-}
 
 /* One request; prints the server's detail on failure. */
 static int call(client *cl, const char *method, const char *path, const void *body, size_t len, json_t **out)
@@ -183,7 +142,7 @@ int kbscli_secret(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	client *cl = NULL;
-	if (connect_daemon(&c, &cl))
+	if (cli_connect(c.data_dir, NULL, c.server, c.token, &cl))
 		return EXIT_FAIL;
 	int rc = secret_run(cl, argv[optind], argc - optind - 1, argv + optind + 1);
 	client_free(cl);
