@@ -94,10 +94,28 @@ class Daemon:
             self.log.close()
         return self.proc.returncode if self.proc else None
 
+    def kill_vms(self):
+        """Pod VMs outlive their daemon by design (the next one adopts
+        them); a test's VMs die with its data directory."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read()
+            except OSError:
+                continue
+            if b"qemu-system" in args and self.data_dir.encode() in args:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+
     def cleanup(self):
         try:
             self.stop()
         finally:
+            self.kill_vms()
             if self.own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
 

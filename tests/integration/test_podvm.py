@@ -100,3 +100,81 @@ class PodsInVms(unittest.TestCase):
         self.assertIn("cocod image import", message)
         status, _, _ = self.d.request("DELETE", f"{PODS}/noimg?gracePeriodSeconds=0")
         self.assertEqual(status, 200)
+
+
+@unittest.skipUnless(os.path.exists(KIT), "no guest kit: run `make kit`")
+class VmLifecycle(unittest.TestCase):
+    """Deleting a running pod, a guest that dies, and a daemon that dies."""
+
+    def setUp(self):
+        self.d = Daemon(vm=True).start(timeout=60)
+
+    def tearDown(self):
+        self.d.cleanup()
+
+    def create(self, d, body):
+        status, _, out = d.request("POST", PODS, body=json.dumps(body),
+                                   headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 201, out)
+
+    def wait(self, d, name, pred, timeout=180):
+        deadline = time.time() + timeout
+        obj = None
+        while time.time() < deadline:
+            status, obj = d.json("GET", f"{PODS}/{name}")
+            if pred(status, obj):
+                return obj
+            time.sleep(0.5)
+        self.fail(f"{name}: condition not reached: {json.dumps(obj)[:1500]}\n{d.stderr()[-3000:]}")
+
+    def running(self, status, obj):
+        return status == 200 and obj["status"].get("phase") == "Running"
+
+    def qemu_pids(self, uid):
+        out = os.popen("ps -eo pid,args").read().splitlines()
+        return [int(l.split()[0]) for l in out if "qemu-system" in l and uid in l]
+
+    def test_delete_running_pod_then_kill_qemu_fails_the_pod(self):
+        self.create(self.d, pod("sleeper", ["sleep", "3600"], terminationGracePeriodSeconds=3))
+        obj = self.wait(self.d, "sleeper", self.running)
+        uid = obj["metadata"]["uid"]
+        self.assertTrue(self.qemu_pids(uid), "no QEMU process for the pod")
+        status, _, _ = self.d.request("DELETE", f"{PODS}/sleeper")
+        self.assertEqual(status, 200)
+        self.wait(self.d, "sleeper", lambda s, o: s == 404, timeout=60)
+        deadline = time.time() + 30
+        while self.qemu_pids(uid) and time.time() < deadline:
+            time.sleep(0.5)
+        self.assertFalse(self.qemu_pids(uid), "the pod's VM outlived the pod")
+        # a guest that dies under a running pod fails it
+        self.create(self.d, pod("victim", ["sleep", "3600"]))
+        obj = self.wait(self.d, "victim", self.running)
+        for pid in self.qemu_pids(obj["metadata"]["uid"]):
+            os.kill(pid, 9)
+        obj = self.wait(self.d, "victim", lambda s, o: o["status"].get("phase") == "Failed", timeout=60)
+        self.assertTrue(obj["status"].get("reason") or obj["status"].get("message"))
+
+    def test_kill_9_of_cocod_adopts_the_running_vm(self):
+        self.create(self.d, pod("survivor", ["sh", "-c", "echo before; sleep 3600"]))
+        obj = self.wait(self.d, "survivor", self.running)
+        uid = obj["metadata"]["uid"]
+        pids = self.qemu_pids(uid)
+        self.assertEqual(len(pids), 1)
+        self.d.proc.kill()
+        self.d.proc.wait()
+        self.d.log.close()
+        d2 = Daemon(data_dir=self.d.data_dir, vm=True).start(timeout=60)
+        try:
+            obj = self.wait(d2, "survivor", self.running, timeout=60)
+            time.sleep(3)
+            obj = d2.json("GET", f"{PODS}/survivor")[1]
+            self.assertEqual(obj["status"]["phase"], "Running")
+            self.assertEqual(self.qemu_pids(uid), pids, "the VM was not adopted as it was")
+            status, _, out = d2.request("GET", f"{PODS}/survivor/log")
+            self.assertIn(b"before", out)
+        finally:
+            d2.request("DELETE", f"{PODS}/survivor?gracePeriodSeconds=0")
+            deadline = time.time() + 30
+            while self.qemu_pids(uid) and time.time() < deadline:
+                time.sleep(0.5)
+            d2.stop()
