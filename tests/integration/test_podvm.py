@@ -84,6 +84,24 @@ class PodsInVms(unittest.TestCase):
         self.assertEqual(obj["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0)
         self.assertIn("written-by-init", self.log("three", "main"))
 
+    def test_4_on_failure_restarts_with_back_off(self):
+        self.create(pod("flaky", ["sh", "-c", "echo attempt; exit 1"], restart="OnFailure"))
+        deadline = time.time() + 180
+        cs = {}
+        while time.time() < deadline:
+            obj = self.d.json("GET", f"{PODS}/flaky")[1]
+            cs = (obj["status"].get("containerStatuses") or [{}])[0]
+            if cs.get("restartCount", 0) >= 1 and "terminated" in cs.get("lastState", {}):
+                break
+            time.sleep(0.5)
+        self.assertGreaterEqual(cs.get("restartCount", 0), 1, json.dumps(cs))
+        self.assertEqual(cs["lastState"]["terminated"]["exitCode"], 1)
+        self.assertNotEqual(obj["status"]["phase"], "Failed")  # OnFailure keeps trying
+        status, evs = self.d.json("GET", "/api/v1/namespaces/default/events"
+                                  "?fieldSelector=involvedObject.name%3Dflaky")
+        self.assertIn("BackOff", [e["reason"] for e in evs["items"]])
+        self.d.request("DELETE", f"{PODS}/flaky?gracePeriodSeconds=0")
+
     def test_3_missing_image_waits_with_err_image_pull(self):
         self.create(pod("noimg", ["true"], image="example.org/not/here:1"))
         deadline = time.time() + 180
