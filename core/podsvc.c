@@ -599,6 +599,20 @@ static int update(podsvc *s, json_t *old, json_t *next, json_t **out, json_t **p
 	return 0;
 }
 
+/* update() in its own transaction; a failed commit undoes the answer. */
+static int update_batched(podsvc *s, json_t *old, json_t *next, json_t **out, json_t **problem,
+			  struct err *e)
+{
+	batch_begin(s);
+	int rc = update(s, old, next, out, problem, e);
+	if (batch_end(s, rc ? NULL : e) && rc == 0) {
+		json_decref(*out);
+		*out = NULL;
+		rc = e->code;
+	}
+	return rc;
+}
+
 int podsvc_update(podsvc *s, const char *ns, const char *name, json_t *pod, json_t **out,
 		  json_t **problem, struct err *e)
 {
@@ -614,13 +628,7 @@ int podsvc_update(podsvc *s, const char *ns, const char *name, json_t *pod, json
 		return e->code;
 	json_t *next = json_deep_copy(pod);
 	json_object_set_new(meta(next), "namespace", json_string(ns));
-	batch_begin(s);
-	int rc = update(s, old, next, out, problem, e);
-	if (batch_end(s, rc ? NULL : e) && rc == 0) {
-		json_decref(*out);
-		*out = NULL;
-		rc = e->code;
-	}
+	int rc = update_batched(s, old, next, out, problem, e);
 	json_decref(next);
 	json_decref(old);
 	return rc;
@@ -659,13 +667,7 @@ int podsvc_patch(podsvc *s, const char *ns, const char *name, const json_t *patc
 	if (!pname || strcmp(pname, name) != 0 || strcmp(meta_str(next, "namespace"), ns) != 0)
 		rc = err_set(e, ERR_BAD_REQUEST, "a patch may not change metadata.name or metadata.namespace");
 	else {
-		batch_begin(s);
-		rc = update(s, old, next, out, problem, e);
-		if (batch_end(s, rc ? NULL : e) && rc == 0) {
-			json_decref(*out);
-			*out = NULL;
-			rc = e->code;
-		}
+		rc = update_batched(s, old, next, out, problem, e);
 	}
 	json_decref(next);
 	json_decref(old);
