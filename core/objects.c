@@ -51,6 +51,25 @@ static int db_fail(struct err *e, objects *o, const char *what)
 	return err_set(e, ERR_DB, "%s: %s", what, sqlite3_errmsg(store_db(o->store)));
 }
 
+static void watcher_free(objects_watcher *w)
+{
+	free(w->kind);
+	free(w->ns);
+	free(w);
+}
+
+/* Takes a linked watcher out of the list and frees it. */
+static void unlink_free(objects *o, objects_watcher *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		o->watches = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	watcher_free(w);
+}
+
 int objects_new(store *s, objects **out, struct err *e)
 {
 	objects *o = xcalloc(1, sizeof *o);
@@ -86,9 +105,7 @@ void objects_free(objects *o)
 		next = w->next;
 		if (!w->dead)
 			w->fn("CLOSED", NULL, o->rv, w->ud);
-		free(w->kind);
-		free(w->ns);
-		free(w);
+		watcher_free(w);
 	}
 	free(o);
 }
@@ -122,15 +139,7 @@ static void notify(objects *o, const char *kind, const char *type, const json_t 
 			next = w->next;
 			if (!w->dead)
 				continue;
-			if (w->prev)
-				w->prev->next = w->next;
-			else
-				o->watches = w->next;
-			if (w->next)
-				w->next->prev = w->prev;
-			free(w->kind);
-			free(w->ns);
-			free(w);
+			unlink_free(o, w);
 		}
 	}
 }
@@ -497,9 +506,7 @@ int objects_watch(objects *o, const char *kind, const char *ns, uint64_t since_r
 	int rc = replay(o, w, since_rv, e);
 	o->notifying--;
 	if (rc || w->dead) {
-		free(w->kind);
-		free(w->ns);
-		free(w);
+		watcher_free(w);
 		if (rc == 0)
 			*out = NULL;
 		return rc;
@@ -523,15 +530,7 @@ void objects_unwatch(objects_watcher *w)
 	int linked = o->watches == w || w->prev;
 	if (!linked)
 		return; /* still replaying: objects_watch frees it */
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		o->watches = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	free(w->kind);
-	free(w->ns);
-	free(w);
+	unlink_free(o, w);
 }
 
 /* Runs one bound DELETE; returns rows removed or -1. */
