@@ -135,6 +135,9 @@ static const struct option options[] = {
 	{"libvirt_uri", T_STRING, OFF(libvirt_uri), "", 0, 0, check_text,
 	 "libvirt connection for pod VMs. Empty uses libvirt's embedded QEMU driver under "
 	 "data_dir/libvirt (no libvirtd needed); \"qemu:///system\" uses the system daemon."},
+	{"kit_dir", T_STRING, OFF(kit_dir), "", 0, 0, check_text,
+	 "Directory of the guest kit pod VMs boot (vmlinuz, initramfs.img, kit.json from `make "
+	 "kit`). Empty: kit/ beside the cocod binary, else /usr/local/share/cocod/kit."},
 	{"accel", T_STRING, OFF(accel), "auto", 0, 0, check_accel,
 	 "Accelerator for pod VMs: auto (KVM when a test guest really boots under it within a "
 	 "few seconds at start-up, else TCG), kvm or tcg."},

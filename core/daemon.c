@@ -241,7 +241,7 @@ static int start_vms(struct daemon *d, struct err *e)
 		log_info("daemon", "pod_runtime=none: pods are placed but do not run");
 		return 0;
 	}
-	cleanup_free char *kitdir = kit_default_dir();
+	cleanup_free char *kitdir = c->kit_dir[0] ? xstrdup(c->kit_dir) : kit_default_dir();
 	struct err ke = {0};
 	d->have_kit = kit_load(kitdir, &d->kit, &ke) == 0;
 	if (!d->have_kit) {

@@ -606,6 +606,10 @@ static int64_t next_backoff(int64_t *cur)
 	return delay;
 }
 
+static void make_terminal(podctl *ctl, struct pod *p, const char *phase, const char *reason,
+			  const char *message);
+static void ctrs_lost(podctl *ctl, struct pod *p, const char *reason);
+
 static void sandbox_failed(podctl *ctl, struct pod *p, const char *msg)
 {
 	p->sb = SB_NONE;
@@ -613,6 +617,11 @@ static void sandbox_failed(podctl *ctl, struct pod *p, const char *msg)
 	emit(ctl, p, "Warning", "FailedCreatePodSandBox", "Failed to create pod sandbox: %s", msg);
 	if (p->tearing) {
 		teardown(ctl, p, 0);
+		return;
+	}
+	if (strncmp(msg, PODCTL_HOSTILE, strlen(PODCTL_HOSTILE)) == 0) {
+		ctrs_lost(ctl, p, "ContainerStatusUnknown");
+		make_terminal(ctl, p, "Failed", "HostileGuest", msg);
 		return;
 	}
 	p->sb_retry_at = now(ctl) + next_backoff(&p->sb_backoff_ms);
@@ -1198,6 +1207,11 @@ int podctl_on_sandbox_gone(podctl *ctl, const char *uid, const char *reason)
 		p->sb = SB_NONE;
 		ctrs_lost(ctl, p, "Error");
 		teardown_progress(ctl, p);
+	} else if (reason && strncmp(reason, PODCTL_HOSTILE, strlen(PODCTL_HOSTILE)) == 0) {
+		p->sb = SB_NONE;
+		emit(ctl, p, "Warning", "HostileGuest", "%s", reason);
+		ctrs_lost(ctl, p, "ContainerStatusUnknown");
+		make_terminal(ctl, p, "Failed", "HostileGuest", reason);
 	} else {
 		p->sb = SB_NONE;
 		lost(ctl, p, reason ? reason : "it exited unexpectedly");

@@ -139,7 +139,11 @@ void podctl_tick(podctl *ctl);
 
 /* Runtime completions.  Calls for unknown pods or containers, or that do
  * not match what was asked, are ignored (return ERR_NOT_FOUND / ERR_CONFLICT
- * so the runtime can log them).  A time of 0 means "now". */
+ * so the runtime can log them).  A time of 0 means "now".
+ * A sandbox failure whose message starts with PODCTL_HOSTILE is final: the
+ * guest broke the agent protocol, booting it again would only repeat that,
+ * so the pod fails (reason HostileGuest) instead of retrying with back-off. */
+#define PODCTL_HOSTILE "hostile guest"
 int podctl_on_sandbox_ready(podctl *ctl, const char *uid);
 int podctl_on_sandbox_failed(podctl *ctl, const char *uid, const char *message);
 int podctl_on_sandbox_gone(podctl *ctl, const char *uid, const char *reason);

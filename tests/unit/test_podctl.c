@@ -1030,6 +1030,28 @@ static void sandbox_failure_is_retried_with_back_off(void **state)
 	assert_int_equal(found, 1);
 }
 
+static void hostile_guest_fails_the_pod_without_retry(void **state)
+{
+	struct fx *x = *state;
+	add(x, simple_pod("u", "Always", NULL), 0);
+	next_call(x, "create u");
+	podctl_on_sandbox_failed(x->ctl, "u", "hostile guest: agent channel: frame is not JSON");
+	assert_string_equal(phase(x, "u"), "Failed");
+	assert_string_equal(sget(x, "u", "reason"), "HostileGuest");
+	assert_string_equal(sget(x, "u", "message"),
+			    "hostile guest: agent channel: frame is not JSON");
+	elapse(x, 600000);
+	no_more_calls(x);
+	uint32_t pods;
+	sched_used(podctl_sched(x->ctl), NULL, NULL, &pods);
+	assert_int_equal(pods, 0);
+	/* after ready, a hostile guest also fails its running pod */
+	run_pod(x, "v", "Always", NULL);
+	podctl_on_sandbox_gone(x->ctl, "v", "hostile guest: more than 1048576 bytes (flood)");
+	assert_string_equal(phase(x, "v"), "Failed");
+	assert_string_equal(sget(x, "v", "reason"), "HostileGuest");
+}
+
 static void vm_vanishing_under_a_running_pod_fails_it(void **state)
 {
 	struct fx *x = *state;
@@ -1110,6 +1132,7 @@ int main(void)
 		T(unschedulable_pod_waits_then_runs_when_capacity_frees),
 		T(missing_tee_makes_pod_unschedulable),
 		T(sandbox_failure_is_retried_with_back_off),
+		T(hostile_guest_fails_the_pod_without_retry),
 		T(vm_vanishing_under_a_running_pod_fails_it),
 		T(bounds_are_enforced),
 	};
