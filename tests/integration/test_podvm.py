@@ -82,25 +82,39 @@ class PodsInVms(unittest.TestCase):
         self.assertEqual(obj["status"]["phase"], "Failed")
         self.assertEqual(obj["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 3)
         self.assertEqual(obj["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0)
+        self.assertEqual(obj["status"]["containerStatuses"][0]["restartCount"], 0)  # Never
         self.assertIn("written-by-init", self.log("three", "main"))
 
-    def test_4_on_failure_restarts_with_back_off(self):
-        self.create(pod("flaky", ["sh", "-c", "echo attempt; exit 1"], restart="OnFailure"))
-        deadline = time.time() + 180
+    def restarted(self, name, timeout=180):
+        """The pod once its container has been restarted at least once."""
+        deadline = time.time() + timeout
         cs = {}
         while time.time() < deadline:
-            obj = self.d.json("GET", f"{PODS}/flaky")[1]
+            obj = self.d.json("GET", f"{PODS}/{name}")[1]
             cs = (obj["status"].get("containerStatuses") or [{}])[0]
             if cs.get("restartCount", 0) >= 1 and "terminated" in cs.get("lastState", {}):
-                break
+                return obj, cs
             time.sleep(0.5)
-        self.assertGreaterEqual(cs.get("restartCount", 0), 1, json.dumps(cs))
+        self.fail(f"{name} was never restarted: {json.dumps(cs)}")
+
+    def test_4_on_failure_and_always_restart_with_back_off(self):
+        # both VMs boot side by side
+        self.create(pod("flaky", ["sh", "-c", "echo attempt; exit 1"], restart="OnFailure"))
+        self.create(pod("always", ["sh", "-c", "echo round; exit 0"], restart="Always"))
+        obj, cs = self.restarted("flaky")
         self.assertEqual(cs["lastState"]["terminated"]["exitCode"], 1)
         self.assertNotEqual(obj["status"]["phase"], "Failed")  # OnFailure keeps trying
         status, evs = self.d.json("GET", "/api/v1/namespaces/default/events"
                                   "?fieldSelector=involvedObject.name%3Dflaky")
         self.assertIn("BackOff", [e["reason"] for e in evs["items"]])
-        self.d.request("DELETE", f"{PODS}/flaky?gracePeriodSeconds=0")
+        # Always restarts a container that succeeded, and the pod never ends
+        obj, cs = self.restarted("always")
+        self.assertEqual(cs["lastState"]["terminated"]["exitCode"], 0)
+        self.assertEqual(cs["lastState"]["terminated"]["reason"], "Completed")
+        self.assertNotIn(obj["status"]["phase"], ("Succeeded", "Failed"))
+        self.assertGreaterEqual(self.log("always").count("round"), 1)
+        for name in ("flaky", "always"):
+            self.d.request("DELETE", f"{PODS}/{name}?gracePeriodSeconds=0")
 
     def test_3_missing_image_waits_with_err_image_pull(self):
         self.create(pod("noimg", ["true"], image="example.org/not/here:1"))
