@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "auth.h"
 #include "cli.h"
+#include "collateral.h"
 #include "config.h"
 #include "daemon.h"
 #include "evidence.h"
@@ -68,13 +69,18 @@ static const struct command commands[] = {
 	 "usage: cocod image import FILE [--name REPO] | ls [-o json] | inspect REF | rm REF... (cocod image --help)\n"},
 	{"evidence", evidence_main, "verify attestation evidence offline",
 	 "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
-	 "                             [--sim-roots FILE]... [--at RFC3339] [--json]\n"},
+	 "                             [--collateral FILE]... [--sim-roots FILE]...\n"
+	 "                             [--data-dir DIR] [--at RFC3339] [--json]\n"},
+	{"collateral", collateral_main, "import, list and remove offline attestation collateral",
+	 "usage: cocod collateral import FILE... | ls [-o json] | rm SHA256...  [--data-dir DIR]\n"},
 	{"kit", kit_main, "show and verify the guest kit (kernel, initramfs, measurement)",
 	 "usage: cocod kit show [--kit DIR] [--json]\n"},
 	{"agent", agent_main, "run as the guest agent (PID 1 inside a pod VM)",
 	 "usage: cocod agent [--port DEVICE]\n"},
 	{"secret", kbscli_secret, "store, remove or list KBS secrets (sealed at rest)",
 	 "usage: cocod secret put REPO/TYPE/TAG FILE|- | rm REPO/TYPE/TAG | ls  [--data-dir DIR]\n"},
+	{"reference-value", kbscli_reference_value, "register or show KBS reference values",
+	 "usage: cocod reference-value add NAME VALUE... | get NAME  [--data-dir DIR]\n"},
 	{"sim-evidence", kbscli_sim_evidence, "print sim SNP evidence for KBS tests (no TEE protection)",
 	 "usage: cocod sim-evidence --report-data HEX [--host-data HEX] [--measurement HEX] [--data-dir DIR]\n"},
 	{"version", cmd_version, "print the version", "usage: cocod version\n"},

@@ -127,6 +127,23 @@ static const char *const migrations[] = {
 	"	expires INTEGER NOT NULL DEFAULT 0,\n"
 	"	PRIMARY KEY (name, value)\n"
 	");\n",
+	/* 6: the attestation collateral cache (tee/collateral.c): AMD
+	 * certificates and CRLs, Intel certificates, CRLs, TCB info and QE
+	 * identities, each as imported (DER, or the exact signed JSON) and
+	 * found by (kind, lookup). */
+	"CREATE TABLE collateral (\n"
+	"	sha256 TEXT PRIMARY KEY,\n"
+	"	kind TEXT NOT NULL,\n"
+	"	lookup TEXT NOT NULL,\n"
+	"	tcb TEXT NOT NULL DEFAULT '',\n"
+	"	not_before INTEGER NOT NULL,\n"
+	"	not_after INTEGER NOT NULL,\n"
+	"	summary TEXT NOT NULL,\n"
+	"	source TEXT NOT NULL,\n"
+	"	imported TEXT NOT NULL,\n"
+	"	data BLOB NOT NULL\n"
+	");\n"
+	"CREATE INDEX collateral_lookup ON collateral (kind, lookup);\n",
 	NULL,
 };
 

@@ -9,9 +9,13 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "collateral.h"
+#include "daemon.h"
 #include "evidence.h"
 #include "tdx.h"
 #include "snp.h"
@@ -26,7 +30,7 @@
 static const char usage_text[] =
     "usage: cocod evidence verify --tee snp|tdx --evidence FILE [--cert FILE]...\n"
     "                             [--collateral FILE]... [--sim-roots FILE]...\n"
-    "                             [--at RFC3339] [--json]\n"
+    "                             [--data-dir DIR] [--at RFC3339] [--json]\n"
     "\n"
     "Verifies attestation evidence offline and prints every claim and the verdict.\n"
     "  --tee TEE          snp or tdx\n"
@@ -38,12 +42,15 @@ static const char usage_text[] =
     "                     CRLs, or a dcap-qvl collateral bundle (without it the\n"
     "                     signatures and chains are checked, TCB status unknown)\n"
     "  --sim-roots FILE   trust this sim ARK+ASK (PEM); its reports say sim: true\n"
+    "  --data-dir DIR     use the collateral imported there (cocod collateral import)\n"
+    "                     as the KBS does: the VCEK/VLEK when neither --cert nor the\n"
+    "                     evidence gives one; the TDX collateral unless --collateral\n"
     "  --at TIME          check certificate validity at TIME (default: now)\n"
     "  --json             print one JSON document\n"
     "Exit status: 0 valid, 1 invalid, 2 usage.\n";
 
 struct opts {
-	const char *tee, *evidence, *at;
+	const char *tee, *evidence, *at, *data_dir;
 	const char *certs[MAX_CERTS], *sim_roots[MAX_CERTS], *collateral[MAX_CERTS];
 	int ncerts, nsim, ncol, json;
 };
@@ -230,6 +237,62 @@ static int snp_run(const uint8_t *raw, const json_t *json, const struct buf *pem
 	return rc;
 }
 
+/* The store of `--data-dir`, opened only if it exists. */
+static int open_store(const char *dir, store **st, struct err *e)
+{
+	cleanup_free char *db = xasprintf("%s/cocod.db", dir);
+	if (access(db, R_OK) != 0)
+		return err_set(e, ERR_NOT_FOUND, "--data-dir %s: no cocod store there", dir);
+	return daemon_open_store(dir, st, e);
+}
+
+static int json_carries_vek(const json_t *ev)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(ev, "cert_chain"), i, c)
+	{
+		const char *t = json_string_value(json_object_get(c, "cert_type"));
+		if (t && (strcasecmp(t, "VCEK") == 0 || strcasecmp(t, "VLEK") == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* As the KBS does: each imported VCEK/VLEK matching the report, in turn. */
+static int snp_run_store(const struct opts *o, const uint8_t *raw, const json_t *json,
+                         const struct snp_trust *t, time_t at, struct result *res, struct err *e)
+{
+	uint8_t tmp[SNP_REPORT_SIZE];
+	struct snp_report r;
+	struct collateral_cert *c = NULL;
+	size_t n = 0;
+	store *st = NULL;
+	int rc;
+	if (json && (rc = snp_trustee_report(json_object_get(json, "attestation_report"), tmp, e)))
+		return rc;
+	if ((rc = snp_parse(json ? tmp : raw, SNP_REPORT_SIZE, &r, e)))
+		return rc;
+	if ((rc = open_store(o->data_dir, &st, e)))
+		return rc;
+	rc = collateral_snp_veks(st, &r, &c, &n, e);
+	store_close(st);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct buf der = {(char *)c[i].der, c[i].len, c[i].len};
+		json_decref(res->claims);
+		res->claims = NULL;
+		rc = snp_run(raw, json, &der, t, at, res, e);
+		if (rc && i + 1 < n)
+			rc = 0;
+		else
+			break;
+	}
+	collateral_certs_free(c, n);
+	if (rc && !res->claims)
+		res->claims = parsed_claims(raw, json);
+	return rc;
+}
+
 static int verify_snp(const struct opts *o, time_t at, struct result *res, struct err *e)
 {
 	uint8_t raw[SNP_REPORT_SIZE];
@@ -248,14 +311,30 @@ static int verify_snp(const struct opts *o, time_t at, struct result *res, struc
 		rc = EXIT_USAGE;
 		goto out;
 	}
-	if (snp_load(data, len, raw, &json, &res->form, e) ||
-	    snp_run(raw, json, &pem, t, at, res, e))
+	if (snp_load(data, len, raw, &json, &res->form, e))
+		rc = EXIT_INVALID;
+	else if (o->data_dir && o->ncerts == 0 && !(json && json_carries_vek(json)))
+		rc = snp_run_store(o, raw, json, t, at, res, e) ? EXIT_INVALID : 0;
+	else if (snp_run(raw, json, &pem, t, at, res, e))
 		rc = EXIT_INVALID;
 out:
 	json_decref(json);
 	free(data);
 	buf_fini(&pem);
 	snp_trust_free(t);
+	return rc;
+}
+
+/* TDX collateral from the store of --data-dir. */
+static int store_loader(void *arg, const uint8_t *q, size_t qlen, time_t at,
+                        struct tdx_collateral **out, struct err *e)
+{
+	const char *dir = arg;
+	store *st = NULL;
+	int rc = open_store(dir, &st, e);
+	if (rc == 0)
+		rc = collateral_tdx_load(st, q, qlen, at, out, e);
+	store_close(st);
 	return rc;
 }
 
@@ -330,13 +409,14 @@ static int add_path(const char **list, int *n, const char *path, const char *fla
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_TEE = 1, O_EVIDENCE, O_CERT, O_SIM, O_AT, O_JSON, O_HELP, O_COLLATERAL };
+	enum { O_TEE = 1, O_EVIDENCE, O_CERT, O_SIM, O_AT, O_JSON, O_HELP, O_COLLATERAL, O_DATA };
 	static const struct option longopts[] = {
 	    {"tee", required_argument, NULL, O_TEE},
 	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"cert", required_argument, NULL, O_CERT},
 	    {"sim-roots", required_argument, NULL, O_SIM},
 	    {"collateral", required_argument, NULL, O_COLLATERAL},
+	    {"data-dir", required_argument, NULL, O_DATA},
 	    {"at", required_argument, NULL, O_AT},
 	    {"json", no_argument, NULL, O_JSON},
 	    {"help", no_argument, NULL, O_HELP},
@@ -365,6 +445,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case O_AT:
 			o->at = optarg;
 			break;
+		case O_DATA:
+			o->data_dir = optarg;
+			break;
 		case O_JSON:
 			o->json = 1;
 			break;
@@ -392,6 +475,9 @@ static int verify_main(int argc, char **argv)
 	time_t at = time(NULL);
 	if (o.at && evidence_parse_time(o.at, &at, &e))
 		return usage_error("%s", e.msg);
+	if (strcmp(o.tee, "tdx") == 0 && o.data_dir && o.ncol == 0)
+		return tdx_cli_verify_with(o.evidence, store_loader, (void *)(uintptr_t)o.data_dir, at,
+		                           o.json, stdout);
 	if (strcmp(o.tee, "tdx") == 0) /* the TDX module prints its own report */
 		return tdx_cli_verify_files(o.evidence, o.collateral, (size_t)o.ncol, at, o.json, stdout);
 	for (size_t i = 0; i < sizeof verifiers / sizeof verifiers[0]; i++) {

@@ -37,6 +37,14 @@ const char *jwe_alg_name(enum jwe_alg a)
 
 enum jwe_alg jwe_key_alg(const jwe_key *k) { return k->alg; }
 
+jwe_key *jwe_key_dup(const jwe_key *k)
+{
+	jwe_key *d = xmalloc(sizeof *d);
+	*d = *k;
+	EVP_PKEY_up_ref(d->pk);
+	return d;
+}
+
 void jwe_key_free(jwe_key *k)
 {
 	if (!k)
@@ -75,10 +83,13 @@ static EVP_PKEY *pkey_fromdata(const char *type, OSSL_PARAM_BLD *bld)
 	return pk;
 }
 
+/* The point is on the curve.  P-256 and P-521 have cofactor 1, so that is
+ * also membership of the prime-order group: the full check's extra scalar
+ * multiplication by the order (as costly as an ECDH) proves nothing more. */
 static int public_ok(EVP_PKEY *pk)
 {
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-	int ok = ctx && EVP_PKEY_public_check(ctx) == 1;
+	int ok = ctx && EVP_PKEY_public_check_quick(ctx) == 1;
 	EVP_PKEY_CTX_free(ctx);
 	return ok;
 }
@@ -316,7 +327,13 @@ static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t *z, size_t *zlen)
  * header, the CEK wrapped under the derived key. */
 static int wrap_ecdh(const jwe_key *k, json_t *hdr, const uint8_t cek[CEK_LEN], uint8_t *ek, int *eklen)
 {
-	EVP_PKEY *eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", strcmp(k->crv, "P-256") == 0 ? "P-256" : "P-521");
+	/* The ephemeral key on the recipient key's group: generated from the
+	 * key as template, which saves building the curve from its name. */
+	EVP_PKEY *eph = NULL;
+	EVP_PKEY_CTX *gen = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
+	if (!gen || EVP_PKEY_keygen_init(gen) != 1 || EVP_PKEY_keygen(gen, &eph) != 1)
+		eph = NULL;
+	EVP_PKEY_CTX_free(gen);
 	uint8_t z[66], kek[32];
 	size_t zlen = sizeof z;
 	if (!eph || ecdh(eph, k->pk, z, &zlen)) {

@@ -32,6 +32,8 @@ typedef struct jwe_key jwe_key;
  * ERR_BAD_REQUEST with a reason naming the member. */
 int jwe_key_from_jwk(const json_t *jwk, int allow_rsa1_5, jwe_key **out, struct err *e);
 void jwe_key_free(jwe_key *k);
+/* Another handle on the same validated key (the KBS keeps one per session). */
+jwe_key *jwe_key_dup(const jwe_key *k);
 enum jwe_alg jwe_key_alg(const jwe_key *k);
 const char *jwe_alg_name(enum jwe_alg a);
 

@@ -10,12 +10,14 @@
 #include "kbs.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "b64.h"
+#include "collateral.h"
 #include "ear.h"
 #include "initdata.h"
 #include "jcs.h"
@@ -330,15 +332,54 @@ static void attestation_fini(struct attestation *a)
 	json_decref(a->appraise);
 }
 
+/* Whether Trustee's cert_chain carries the VCEK/VLEK itself. */
+static int carries_vek(const json_t *ev)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(ev, "cert_chain"), i, c) {
+		const char *t = json_string_value(json_object_get(c, "cert_type"));
+		if (t && (strcasecmp(t, "VCEK") == 0 || strcasecmp(t, "VLEK") == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* Evidence without its VCEK/VLEK (CoCo's guest often sends none; VLEKs
+ * come from the cloud): the imported ones matching the report's CHIP_ID
+ * and REPORTED_TCB, tried in turn. */
+static int verify_snp_imported(struct kbs *k, const json_t *ev, const uint8_t *raw,
+			       const struct snp_report *r, struct attestation *a, time_t now, struct err *e)
+{
+	struct collateral_cert *c = NULL;
+	size_t n = 0;
+	int rc = collateral_snp_veks(k->st, r, &c, &n, e);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), c[i].der, c[i].len,
+					      k->trust, now, &a->claims, e);
+		if (rc && i + 1 < n)
+			rc = 0, err_clear(e);
+		else
+			break;
+	}
+	collateral_certs_free(c, n);
+	return rc;
+}
+
 /* SNP (and sim) evidence: the chain and signature, then the bindings. */
 static int verify_snp(struct kbs *k, const json_t *ev, struct attestation *a, time_t now, struct err *e)
 {
 	uint8_t raw[SNP_REPORT_SIZE];
 	struct snp_report r;
-	if (snp_verify_trustee_evidence(ev, NULL, 0, k->trust, now, &a->claims, e))
+	if (!json_is_object(ev) || snp_trustee_report(json_object_get(ev, "attestation_report"), raw, e) ||
+	    snp_parse(raw, sizeof raw, &r, e))
+		return json_is_object(ev) ? err_wrap(e, "SNP evidence")
+					  : err_set(e, ERR_BAD_REQUEST, "SNP evidence: expected a JSON object");
+	if (carries_vek(ev) ? snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), NULL, 0,
+						       k->trust, now, &a->claims, e)
+			    : verify_snp_imported(k, ev, raw, &r, a, now, e))
 		return err_wrap(e, "SNP evidence");
-	if (snp_trustee_report(json_object_get(ev, "attestation_report"), raw, e) ||
-	    snp_parse(raw, sizeof raw, &r, e) || snp_check_report_data(&r, a->expected, a->explen, e))
+	if (snp_check_report_data(&r, a->expected, a->explen, e))
 		return err_wrap(e, "SNP binding");
 	if (a->has_init && snp_check_host_data(&r, a->init.digest, a->init.digest_len, e))
 		return err_wrap(e, "init-data digest");
@@ -364,8 +405,20 @@ static int verify_tdx(struct kbs *k, const json_t *ev, struct attestation *a, ti
 	int rc = text ? tdx_evidence_decode(text, strlen(text), &q, &qlen, NULL, NULL, e)
 		      : err_set(e, ERR_BAD_REQUEST, "TDX evidence is not JSON");
 	free(text);
-	if (!rc && (tdx_verify(q, qlen, NULL, now, &a->claims, e) || tdx_parse(q, qlen, &tq, e)))
+	/* Without (complete) imported collateral the quote's signatures and
+	 * chains are still checked and the TCB status is "unknown": the
+	 * appraisal policy decides what that means (the default: warning). */
+	struct tdx_collateral *col = NULL;
+	if (!rc && (rc = collateral_tdx_load(k->st, q, qlen, now, &col, e)) == ERR_NOT_FOUND) {
+		log_info("kbs", "TDX TCB status unknown: %s", e->msg);
+		err_clear(e);
+		rc = 0;
+	} else if (rc) {
+		rc = err_wrap(e, "TDX collateral");
+	}
+	if (!rc && (tdx_verify(q, qlen, col, now, &a->claims, e) || tdx_parse(q, qlen, &tq, e)))
 		rc = err_wrap(e, "TDX evidence");
+	tdx_collateral_free(col);
 	if (!rc && tdx_check_report_data(&tq, a->expected, a->explen, e))
 		rc = err_wrap(e, "TDX binding");
 	if (!rc && a->has_init && tdx_check_mrconfigid(&tq, a->init.digest, a->init.digest_len, e))
@@ -619,7 +672,8 @@ static int authenticate(struct kbs *k, const char *sid, const char *bearer, time
 	if (s && s->attested && s->expires > now &&
 	    json_integer_value(json_object_get(s->claims, "exp")) > (json_int_t)now) {
 		*claims = json_incref(s->claims);
-		return jwe_key_from_jwk(ear_tee_pubkey(s->claims), k->o.allow_rsa1_5, key, e);
+		*key = jwe_key_dup(s->key); /* validated at attest */
+		return 0;
 	}
 	if (!bearer) {
 		*variant = "TokenNotFound";

@@ -14,7 +14,10 @@
  * "tee-pubkey"}), zero-padded to 64 bytes; init-data's digest must equal
  * SNP HOST_DATA (32 bytes) or TDX MRCONFIGID (48 bytes).  Verification:
  * snp.h (and the box's sim chain when sim is enabled: claims say sim,
- * ear.status is at most warning), tdx.h; `sample` is parsed and left to
+ * ear.status is at most warning), tdx.h; evidence without its VCEK/VLEK
+ * uses the imported one, and TDX needs its imported TCB info, TD_QE
+ * identity, TCB signing certificate and CRLs (collateral.h: a missing
+ * piece is an error naming what to import); `sample` is parsed and left to
  * the appraisal policy, which denies it by default.  Then the Lua hooks:
  * appraise(claims, reference_values) and release(path, token_claims).
  *
@@ -42,7 +45,8 @@
 #define KBS_COOKIE           "kbs-session-id"
 
 /* The KBS's tables (kbs_keys, kbs_resources, kbs_reference_values) are
- * created by store migration 5 (core/store.c). */
+ * created by store migration 5, the collateral cache by migration 6
+ * (core/store.c). */
 
 struct kbs_opts {
 	int sim;                 /* accept sim evidence (SNP format, the box's sim chain) */

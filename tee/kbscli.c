@@ -149,6 +149,88 @@ int kbscli_secret(int argc, char **argv)
 	return rc;
 }
 
+/* --- reference-value --- */
+
+static const char refval_usage[] =
+	"usage: cocod reference-value add NAME VALUE...  [--data-dir DIR] [--server URL] [--token T]\n"
+	"       cocod reference-value get NAME\n"
+	"add  registers values under NAME (a Trustee RVPS \"sample\" message, valid 12 months),\n"
+	"     e.g. measurement, host_data, init_data, tcb_min_microcode\n"
+	"get  prints the stored values of NAME (Trustee's stored form)\n";
+
+static int refval_run(client *cl, const char *action, int argc, char **argv)
+{
+	json_t *out = NULL;
+	int rc;
+	if (argc < 1 || (strcmp(action, "add") == 0 && argc < 2)) {
+		fprintf(stderr, "cocod reference-value %s: missing arguments\n%s", action, refval_usage);
+		return EXIT_USAGE;
+	}
+	size_t nl = strspn(argv[0], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+	if (nl == 0 || nl > 128 || argv[0][nl]) {
+		fprintf(stderr, "cocod reference-value: bad name %.64s\n", argv[0]);
+		return EXIT_USAGE;
+	}
+	if (strcmp(action, "get") == 0) {
+		cleanup_free char *path = xasprintf("/kbs/v0/reference-value/%s", argv[0]);
+		if ((rc = call(cl, "GET", path, NULL, 0, &out)) == 0) {
+			char *text = json_dumps(out, JSON_INDENT(2));
+			puts(text ? text : "[]");
+			free(text);
+		}
+		json_decref(out);
+		return rc;
+	}
+	json_t *vals = json_array();
+	for (int i = 1; i < argc; i++)
+		json_array_append_new(vals, json_string(argv[i]));
+	json_t *payload = json_pack("{s:o}", argv[0], vals);
+	char *ptext = json_dumps(payload, JSON_COMPACT), *p64 = b64_encode(ptext, strlen(ptext));
+	json_t *msg = json_pack("{s:s, s:s, s:s}", "version", "0.1.0", "type", "sample", "payload", p64);
+	char *body = json_dumps(msg, JSON_COMPACT);
+	rc = call(cl, "POST", "/kbs/v0/reference-value", body, strlen(body), &out);
+	if (rc == 0)
+		printf("reference value %s: %d value(s) registered\n", argv[0],
+		       (int)json_integer_value(json_object_get(out, "registered")));
+	free(body), free(ptext), free(p64);
+	json_decref(msg);
+	json_decref(payload);
+	json_decref(out);
+	return rc;
+}
+
+int kbscli_reference_value(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data-dir", required_argument, NULL, 'd'}, {"server", required_argument, NULL, 's'},
+		{"token", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct conn_opts c = {0};
+	int opt;
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': c.data_dir = optarg; break;
+		case 's': c.server = optarg; break;
+		case 't': c.token = optarg; break;
+		case 'h': fputs(refval_usage, stdout); return 0;
+		default: fprintf(stderr, "cocod reference-value: bad option\n%s", refval_usage); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc || (strcmp(argv[optind], "add") && strcmp(argv[optind], "get"))) {
+		fputs(refval_usage, stderr);
+		return EXIT_USAGE;
+	}
+	client *cl = NULL;
+	if (cli_connect(c.data_dir, NULL, c.server, c.token, &cl))
+		return EXIT_FAIL;
+	int rc = refval_run(cl, argv[optind], argc - optind - 1, argv + optind + 1);
+	client_free(cl);
+	return rc;
+}
+
 /* --- sim-evidence --- */
 
 static const char sim_usage[] =

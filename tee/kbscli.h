@@ -3,10 +3,12 @@
  *   cocod secret put REPO/TYPE/TAG FILE|-   store a resource (sealed by the daemon)
  *   cocod secret rm REPO/TYPE/TAG
  *   cocod secret ls                         names only
+ *   cocod reference-value add NAME VALUE... | get NAME
+ *                                           Trustee RVPS "sample" messages
  *   cocod sim-evidence --report-data HEX [--host-data HEX] [--measurement HEX]
  *                      [--data-dir DIR]
  *
- * `secret` talks to the running daemon's admin endpoints like the other
+ * `secret` and `reference-value` talk to the running daemon's admin endpoints like the other
  * client commands (server, CA and token from <data-dir>/kubeconfig).
  * `sim-evidence` prints Trustee-shaped SNP evidence signed by the box's
  * sim chain (sealed in the store; created if absent), for tests and for
@@ -16,5 +18,6 @@
 
 int kbscli_secret(int argc, char **argv);
 int kbscli_sim_evidence(int argc, char **argv);
+int kbscli_reference_value(int argc, char **argv);
 
 #endif

@@ -27,6 +27,7 @@
 
 #define AMD_OID_PREFIX "1.3.6.1.4.1.3704.1."
 #define MAX_TRUST      8
+#define VEK_CACHE      64
 
 /* ---- little helpers ---- */
 
@@ -635,9 +636,25 @@ struct anchor {
 	X509 *ark, *ask;
 };
 
+/* A VCEK/VLEK whose chain verified once: the certificates (referenced),
+ * what its extensions say and the chain it verified against, keyed by the
+ * SHA-256 of the certificate input it came in.  Only the chain's
+ * signatures are remembered: validity at the caller's time, the report's
+ * signature and its binding to the VEK are checked on every use. */
+struct vek_entry {
+	uint8_t key[32];
+	X509 *vek, *ask, *ark;
+	struct snp_vek v;
+	int sim;
+	const char *ask_role;
+};
+
 struct snp_trust {
 	struct anchor a[MAX_TRUST];
 	size_t n;
+	pthread_mutex_t mu; /* guards the cache */
+	struct vek_entry cache[VEK_CACHE];
+	size_t ncache, next;
 };
 
 /* AMD's roots, parsed and fingerprint-checked once per process. */
@@ -690,7 +707,17 @@ static X509 *builtin_get(enum snp_gen gen, enum snp_root_kind kind, struct err *
 
 struct snp_trust *snp_trust_new(void)
 {
-	return xcalloc(1, sizeof(struct snp_trust));
+	struct snp_trust *t = xcalloc(1, sizeof(struct snp_trust));
+	pthread_mutex_init(&t->mu, NULL);
+	return t;
+}
+
+static void entry_fini(struct vek_entry *v)
+{
+	X509_free(v->vek);
+	X509_free(v->ask);
+	X509_free(v->ark);
+	memset(v, 0, sizeof *v);
 }
 
 void snp_trust_free(struct snp_trust *t)
@@ -701,6 +728,9 @@ void snp_trust_free(struct snp_trust *t)
 		X509_free(t->a[i].ark);
 		X509_free(t->a[i].ask);
 	}
+	for (size_t i = 0; i < t->ncache; i++)
+		entry_fini(&t->cache[i]);
+	pthread_mutex_destroy(&t->mu);
 	free(t);
 }
 
@@ -861,6 +891,18 @@ static int check_validity(X509 *c, const char *what, time_t at, struct err *e)
 	return 0;
 }
 
+/* Every certificate of the chain valid at `at`, root first. */
+static int chain_validity(X509 *vek, const struct snp_vek *v, X509 *ask, X509 *ark,
+                          const char *ask_role, time_t at, struct err *e)
+{
+	int rc = check_validity(ark, "ARK", at, e);
+	if (rc == 0)
+		rc = check_validity(ask, ask_role, at, e);
+	if (rc == 0)
+		rc = check_validity(vek, vek_name(v), at, e);
+	return rc;
+}
+
 static int verify_chain(X509 *vek, const struct snp_vek *v, const struct chain *ch, time_t at,
                         struct err *e)
 {
@@ -877,12 +919,7 @@ static int verify_chain(X509 *vek, const struct snp_vek *v, const struct chain *
 	if (!ok)
 		return err_set(e, ERR_UNAUTHORIZED, "%s not signed by %s %s", vek_name(v),
 		               ch->ask_role, ask_cn);
-	int rc = check_validity(ch->ark, "ARK", at, e);
-	if (rc == 0)
-		rc = check_validity(ch->ask, ch->ask_role, at, e);
-	if (rc == 0)
-		rc = check_validity(vek, vek_name(v), at, e);
-	return rc;
+	return chain_validity(vek, v, ch->ask, ch->ark, ch->ask_role, at, e);
 }
 
 int snp_vek_verify(const uint8_t *certs, size_t len, const struct snp_trust *t, time_t at,
@@ -1007,14 +1044,14 @@ int snp_check_vek_binding(const struct snp_report *rep, const struct snp_vek *v,
 
 /* ---- verification ---- */
 
-static json_t *endorsement_claims(const struct snp_vek *v, const struct chain *ch)
+static json_t *endorsement_claims(const struct snp_vek *v, X509 *ark)
 {
 	json_t *o = json_object();
 	char s[64];
 	json_object_set_new(o, "key", json_string(vek_name(v)));
 	json_object_set_new(o, "product", json_string(v->product));
 	json_object_set_new(o, "issuer", json_string(v->issuer));
-	x509_cn(X509_get_subject_name(ch->ark), s, sizeof s);
+	x509_cn(X509_get_subject_name(ark), s, sizeof s);
 	json_object_set_new(o, "root", json_string(s));
 	fmt_time(v->not_before, s);
 	json_object_set_new(o, "not_before", json_string(s));
@@ -1025,10 +1062,82 @@ static json_t *endorsement_claims(const struct snp_vek *v, const struct chain *c
 	return o;
 }
 
+/* KEY_INFO and CPUID against the VEK, then the TCBs decoded for the VEK's
+ * generation when the report does not name its own (v2). */
+static int report_fits_vek(struct snp_report *r, const struct snp_vek *v, struct err *e)
+{
+	int rc = check_kind(r, v, e);
+	if (rc == 0)
+		rc = check_gen(r, v, e);
+	if (rc == 0 && strcmp(r->gen_src, "cpuid") != 0 && v->gen != SNP_GEN_UNKNOWN)
+		decode_tcbs(r, v->gen, "vek");
+	return rc;
+}
+
+/* The report's own checks once its VEK is trusted: signature, TCB and
+ * CHIP_ID binding, then the claims. */
+static int verify_report(const uint8_t *report, struct snp_report *r, X509 *vek,
+                         const struct snp_vek *v, X509 *ark, int sim, json_t **claims,
+                         struct err *e)
+{
+	int rc;
+	if ((rc = verify_report_sig(report, X509_get0_pubkey(vek), vek_name(v), e)) ||
+	    (rc = snp_check_vek_binding(r, v, e)))
+		return rc;
+	if (claims) {
+		json_t *c = snp_claims(r);
+		json_object_set_new(c, "sim", json_boolean(sim));
+		json_object_set_new(c, "endorsement", endorsement_claims(v, ark));
+		*claims = c;
+	}
+	return 0;
+}
+
+/* A copy of the cached entry for `key` (references taken), or 0. */
+static int cache_get(struct snp_trust *t, const uint8_t key[32], struct vek_entry *out)
+{
+	int found = 0;
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < t->ncache && !found; i++) {
+		if (memcmp(t->cache[i].key, key, 32) != 0)
+			continue;
+		*out = t->cache[i];
+		X509_up_ref(out->vek);
+		X509_up_ref(out->ask);
+		X509_up_ref(out->ark);
+		found = 1;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return found;
+}
+
+static void cache_put(struct snp_trust *t, const uint8_t key[32], X509 *vek,
+                      const struct snp_vek *v, const struct chain *ch)
+{
+	pthread_mutex_lock(&t->mu);
+	struct vek_entry *slot;
+	if (t->ncache < VEK_CACHE) {
+		slot = &t->cache[t->ncache++];
+	} else { /* oldest first */
+		slot = &t->cache[t->next];
+		t->next = (t->next + 1) % VEK_CACHE;
+	}
+	entry_fini(slot);
+	X509_up_ref(vek);
+	X509_up_ref(ch->ask);
+	X509_up_ref(ch->ark);
+	*slot = (struct vek_entry){.vek = vek, .ask = ch->ask, .ark = ch->ark, .v = *v,
+	                           .sim = ch->sim, .ask_role = ch->ask_role};
+	memcpy(slot->key, key, 32);
+	pthread_mutex_unlock(&t->mu);
+}
+
 /* Everything after parsing: the caller's certificates, chain, signature,
- * binding.  `r` may be re-decoded for the VEK's generation (v2). */
+ * binding.  `r` may be re-decoded for the VEK's generation (v2).  With a
+ * `key`, a chain that verifies is remembered in `t`. */
 static int verify_parsed(const uint8_t *report, struct snp_report *r, struct bundle *b,
-                         const struct snp_trust *t, time_t at, json_t **claims, struct err *e)
+                         const struct snp_trust *t, const uint8_t *key, time_t at,
+                         json_t **claims, struct err *e)
 {
 	struct snp_vek v;
 	struct chain ch = {0};
@@ -1036,43 +1145,69 @@ static int verify_parsed(const uint8_t *report, struct snp_report *r, struct bun
 		return err_set(e, ERR_INVALID, "no VCEK or VLEK (EC P-384 certificate) was given");
 	int rc = vek_from_x509(b->vek, &v, e);
 	if (rc == 0)
-		rc = check_kind(r, &v, e);
-	if (rc == 0)
-		rc = check_gen(r, &v, e);
-	if (rc)
+		rc = report_fits_vek(r, &v, e);
+	if (rc || (rc = pick_chain(b->vek, &v, b, t, &ch, e)) ||
+	    (rc = verify_chain(b->vek, &v, &ch, at, e)))
 		return rc;
-	if (strcmp(r->gen_src, "cpuid") != 0 && v.gen != SNP_GEN_UNKNOWN)
-		decode_tcbs(r, v.gen, "vek");
-	if ((rc = pick_chain(b->vek, &v, b, t, &ch, e)) ||
-	    (rc = verify_chain(b->vek, &v, &ch, at, e)) ||
-	    (rc = verify_report_sig(report, X509_get0_pubkey(b->vek), vek_name(&v), e)) ||
-	    (rc = snp_check_vek_binding(r, &v, e)))
-		return rc;
-	if (claims) {
-		json_t *c = snp_claims(r);
-		json_object_set_new(c, "sim", json_boolean(ch.sim));
-		json_object_set_new(c, "endorsement", endorsement_claims(&v, &ch));
-		*claims = c;
-	}
-	return 0;
+	if (t && key)
+		cache_put((struct snp_trust *)(uintptr_t)t, key, b->vek, &v, &ch);
+	return verify_report(report, r, b->vek, &v, ch.ark, ch.sim, claims, e);
 }
 
-int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
-               const struct snp_trust *trust, time_t at, json_t **claims, struct err *e)
+/* A report whose certificate input verified before: the chain's
+ * signatures are not checked again, everything else is. */
+static int verify_cached(const uint8_t *report, struct snp_report *r, struct vek_entry *c,
+                         time_t at, json_t **claims, struct err *e)
+{
+	int rc = report_fits_vek(r, &c->v, e);
+	if (rc == 0)
+		rc = chain_validity(c->vek, &c->v, c->ask, c->ark, c->ask_role, at, e);
+	if (rc == 0)
+		rc = verify_report(report, r, c->vek, &c->v, c->ark, c->sim, claims, e);
+	return rc;
+}
+
+static int parse_for_verify(const uint8_t *report, size_t len, struct snp_report *r,
+                            struct err *e)
+{
+	int rc = snp_parse(report, len, r, e);
+	if (rc == 0 && r->sig_algo != 1)
+		rc = err_set(e, ERR_UNAUTHORIZED,
+		             "signature_algo %u is not 1 (ECDSA P-384 with SHA-384)", r->sig_algo);
+	return rc;
+}
+
+/* snp_verify with the cache key of the certificate input (NULL: none). */
+static int verify_keyed(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
+                        const struct snp_trust *trust, const uint8_t *key, time_t at,
+                        json_t **claims, struct err *e)
 {
 	struct snp_report r;
-	int rc = snp_parse(report, len, &r, e);
+	struct vek_entry c;
+	int rc = parse_for_verify(report, len, &r, e);
 	if (rc)
 		return rc;
-	if (r.sig_algo != 1)
-		return err_set(e, ERR_UNAUTHORIZED,
-		               "signature_algo %u is not 1 (ECDSA P-384 with SHA-384)", r.sig_algo);
+	if (trust && key && cache_get((struct snp_trust *)(uintptr_t)trust, key, &c)) {
+		rc = verify_cached(report, &r, &c, at, claims, e);
+		entry_fini(&c);
+		return rc;
+	}
 	if (!certs || certs_len == 0)
 		return err_set(e, ERR_INVALID, "no VCEK or VLEK certificate was given");
 	struct bundle b __attribute__((cleanup(bundle_fini))) = {0};
 	if ((rc = bundle_load(certs, certs_len, &b, e)))
 		return rc;
-	return verify_parsed(report, &r, &b, trust, at, claims, e);
+	return verify_parsed(report, &r, &b, trust, key, at, claims, e);
+}
+
+int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
+               const struct snp_trust *trust, time_t at, json_t **claims, struct err *e)
+{
+	uint8_t key[32];
+	unsigned int n = 0;
+	if (trust && certs && certs_len)
+		EVP_Digest(certs, certs_len, key, &n, EVP_sha256(), NULL);
+	return verify_keyed(report, len, certs, certs_len, trust, n ? key : NULL, at, claims, e);
 }
 
 /* ---- Trustee's JSON evidence ---- */
@@ -1344,6 +1479,67 @@ static int trustee_certs(const json_t *chain, struct buf *pem, struct err *e)
 	return 0;
 }
 
+/* The cache key of Trustee's cert_chain plus `extra`: SHA-256 over each
+ * entry's type and data as sent (text, or the bytes of an array). */
+static int chain_key(const json_t *chain, const uint8_t *extra, size_t extra_len, uint8_t key[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	size_t i;
+	json_t *c;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+	         (!chain || json_is_null(chain) || json_is_array(chain));
+	json_array_foreach(chain, i, c)
+	{
+		const char *type = json_string_value(json_object_get(c, "cert_type"));
+		const json_t *d = json_object_get(c, "data");
+		struct buf b;
+		buf_init(&b);
+		if (!type || (!json_is_string(d) && json_bytes(d, &b)))
+			ok = 0;
+		if (ok) {
+			EVP_DigestUpdate(md, type, strlen(type) + 1);
+			if (json_is_string(d))
+				EVP_DigestUpdate(md, json_string_value(d), json_string_length(d));
+			else
+				EVP_DigestUpdate(md, b.data, b.len);
+			EVP_DigestUpdate(md, "\n", 1);
+		}
+		buf_fini(&b);
+	}
+	if (ok && extra && extra_len)
+		EVP_DigestUpdate(md, extra, extra_len);
+	ok = ok && EVP_DigestFinal_ex(md, key, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return ok;
+}
+
+int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *chain,
+                             const uint8_t *extra, size_t extra_len, const struct snp_trust *trust,
+                             time_t at, json_t **claims, struct err *e)
+{
+	uint8_t key[32];
+	int keyed = trust && chain_key(chain, extra, extra_len, key), rc;
+	struct snp_report r;
+	struct vek_entry c;
+	if (keyed && cache_get((struct snp_trust *)(uintptr_t)trust, key, &c)) {
+		rc = parse_for_verify(raw, SNP_REPORT_SIZE, &r, e);
+		if (rc == 0)
+			rc = verify_cached(raw, &r, &c, at, claims, e);
+		entry_fini(&c);
+		return rc;
+	}
+	struct buf pem;
+	buf_init(&pem);
+	rc = trustee_certs(chain, &pem, e);
+	if (rc == 0 && extra && extra_len)
+		rc = snp_certs_to_pem(extra, extra_len, &pem, e);
+	if (rc == 0)
+		rc = verify_keyed(raw, SNP_REPORT_SIZE, (const uint8_t *)pem.data, pem.len, trust,
+		                  keyed ? key : NULL, at, claims, e);
+	buf_fini(&pem);
+	return rc;
+}
+
 int snp_verify_trustee_evidence(const json_t *ev, const uint8_t *extra, size_t extra_len,
                                 const struct snp_trust *trust, time_t at, json_t **claims,
                                 struct err *e)
@@ -1354,14 +1550,6 @@ int snp_verify_trustee_evidence(const json_t *ev, const uint8_t *extra, size_t e
 	int rc = snp_trustee_report(json_object_get(ev, "attestation_report"), raw, e);
 	if (rc)
 		return rc;
-	struct buf pem;
-	buf_init(&pem);
-	rc = trustee_certs(json_object_get(ev, "cert_chain"), &pem, e);
-	if (rc == 0 && extra && extra_len)
-		rc = snp_certs_to_pem(extra, extra_len, &pem, e);
-	if (rc == 0)
-		rc = snp_verify(raw, sizeof raw, (const uint8_t *)pem.data, pem.len, trust, at,
-		                claims, e);
-	buf_fini(&pem);
-	return rc;
+	return snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), extra, extra_len,
+	                                trust, at, claims, e);
 }

@@ -140,6 +140,16 @@ int snp_verify_trustee_evidence(const json_t *evidence, const uint8_t *extra_cer
                                 size_t extra_len, const struct snp_trust *trust, time_t at,
                                 json_t **claims, struct err *e);
 
+/* The same for a report already rebuilt from `attestation_report` (the
+ * KBS parses it once): `chain` is the evidence's `cert_chain`.  With a
+ * `trust`, a VEK chain that verified is remembered (keyed by the SHA-256
+ * of the certificate input) and later reports signed by it skip only the
+ * chain's signatures: validity at `at`, the report signature and the
+ * TCB/CHIP_ID binding are checked every time. */
+int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *chain,
+                             const uint8_t *extra, size_t extra_len, const struct snp_trust *trust,
+                             time_t at, json_t **claims, struct err *e);
+
 /* Rebuilds the raw report from Trustee's `attestation_report` value (the
  * object-of-fields form, or raw bytes). */
 int snp_trustee_report(const json_t *attestation_report, uint8_t out[SNP_REPORT_SIZE],

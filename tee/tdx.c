@@ -1667,8 +1667,8 @@ static void print_text(FILE *out, json_t *claims, int ok, const struct err *e)
 	        ok ? "" : e->msg);
 }
 
-int tdx_cli_verify_files(const char *evidence_path, const char *const *collateral_paths, size_t n,
-                         time_t at, int json_output, FILE *out)
+int tdx_cli_verify_with(const char *evidence_path, tdx_collateral_fn load, void *arg, time_t at,
+                        int json_output, FILE *out)
 {
 	struct err e = {0};
 	struct tdx_collateral *col = NULL;
@@ -1682,8 +1682,8 @@ int tdx_cli_verify_files(const char *evidence_path, const char *const *collatera
 	rc = file_read(evidence_path, 16u << 20, &data, &len, &e);
 	if (!rc)
 		rc = tdx_evidence_decode(data, len, &q, &qlen, &log, &loglen, &e);
-	if (!rc)
-		rc = load_collateral(collateral_paths, n, &col, &e);
+	if (!rc && load)
+		rc = load(arg, q, qlen, at, &col, &e);
 	if (!rc)
 		rc = tdx_verify(q, qlen, col, at, &claims, &e);
 	if (!rc && log)
@@ -1707,6 +1707,25 @@ int tdx_cli_verify_files(const char *evidence_path, const char *const *collatera
 	free(q);
 	free(log);
 	return rc ? 1 : 0;
+}
+
+struct files {
+	const char *const *paths;
+	size_t n;
+};
+
+static int files_loader(void *arg, const uint8_t *q, size_t qlen, time_t at,
+                        struct tdx_collateral **out, struct err *e)
+{
+	const struct files *f = arg;
+	return load_collateral(f->paths, f->n, out, e);
+}
+
+int tdx_cli_verify_files(const char *evidence_path, const char *const *collateral_paths, size_t n,
+                         time_t at, int json_output, FILE *out)
+{
+	struct files f = {collateral_paths, n};
+	return tdx_cli_verify_with(evidence_path, files_loader, &f, at, json_output, out);
 }
 
 int tdx_cli_verify(const char *evidence_path, const char *collateral_path, time_t at,

@@ -179,6 +179,15 @@ int tdx_cli_verify(const char *evidence_path, const char *collateral_path, time_
 int tdx_cli_verify_files(const char *evidence_path, const char *const *collateral_paths, size_t n,
                          time_t at, int json_output, FILE *out);
 
+/* Supplies collateral for a decoded quote (`cocod evidence verify
+ * --data-dir` passes the store's); *out may stay NULL. */
+typedef int (*tdx_collateral_fn)(void *arg, const uint8_t *q, size_t qlen, time_t at,
+                                 struct tdx_collateral **out, struct err *e);
+
+/* As tdx_cli_verify_files with the collateral from `load` (may be NULL). */
+int tdx_cli_verify_with(const char *evidence_path, tdx_collateral_fn load, void *arg, time_t at,
+                        int json_output, FILE *out);
+
 /* Internal (tdx_roots.c): the Intel SGX Root CA, PEM, and the SHA-256 of
  * its DER encoding. */
 extern const char tdx__intel_root_pem[];

@@ -24,6 +24,11 @@
  *   vlek_report_with_a_vcek_is_rejected / cpuid_generation_must_match_the_vcek
  *   no_certificate_is_an_error
  *   report_data_and_host_data_checks
+ *   cached_chain_still_checks_time_signature_and_binding
+ *                                                    a trust's VEK cache: a hit
+ *                                                    skips only the chain's
+ *                                                    signatures; failures are
+ *                                                    not cached
  *   cli_* : exit codes 0/1/2, claims and reasons on stdout, --json, tdx
  *
  * Expected values come from shared/vectors/README.md and KAT.json (computed
@@ -908,6 +913,51 @@ static void rfc3339_times_parse(void **state)
 	assert_int_not_equal(evidence_parse_time("2025-13-20T00:00:00Z", &t, &e), 0);
 }
 
+/* With a trust (as the KBS has), the first verification remembers the
+ * VEK's chain; later ones with the same certificates must still fail on
+ * the report's signature, its TCB/CHIP_ID binding and the time. */
+static void cached_chain_still_checks_time_signature_and_binding(void **state)
+{
+	uint8_t rep[SNP_REPORT_SIZE], bad[SNP_REPORT_SIZE];
+	size_t clen;
+	struct err e = {0};
+	json_t *claims = NULL;
+	struct snp_trust *t = snp_trust_new();
+	cleanup_free char *cert = NULL;
+	vector_load(1, rep, &cert, &clen); /* sev/report_milan.hex + vcek_milan.der */
+	const uint8_t *c = (const uint8_t *)cert;
+	for (int i = 0; i < 2; i++) {
+		if (snp_verify(rep, SNP_REPORT_SIZE, c, clen, t, AT_2025_06_20, &claims, &e))
+			fail_msg("pass %d: %s", i, e.msg);
+		assert_string_equal(jstr(claims, "endorsement.root"), "ARK-Milan");
+		json_decref(claims);
+		claims = NULL;
+	}
+	memcpy(bad, rep, sizeof bad);
+	bad[0x90] ^= 1; /* MEASUREMENT */
+	assert_int_not_equal(snp_verify(bad, SNP_REPORT_SIZE, c, clen, t, AT_2025_06_20, NULL, &e), 0);
+	assert_contains(e.msg, "report signature does not verify");
+	memcpy(bad, rep, sizeof bad);
+	bad[0x1A0] ^= 1; /* CHIP_ID (the signature fails first) */
+	assert_int_not_equal(snp_verify(bad, SNP_REPORT_SIZE, c, clen, t, AT_2025_06_20, NULL, &e), 0);
+	assert_int_not_equal(snp_verify(rep, SNP_REPORT_SIZE, c, clen, t, (time_t)1640995200, NULL, &e),
+	                     0);
+	assert_contains(e.msg, "VCEK certificate not valid before 2023-04-03");
+	assert_int_not_equal(snp_verify(rep, SNP_REPORT_SIZE, c, clen, t, (time_t)2000000000, NULL, &e),
+	                     0);
+	assert_contains(e.msg, "VCEK certificate expired at 2030-04-03");
+	/* A chain that failed is verified (and fails) again. */
+	size_t flen;
+	cleanup_free char *fake = slurp(DATA "trustee/snp/test-vcek-invalid-legacy.der", &flen);
+	for (int i = 0; i < 2; i++) {
+		assert_int_not_equal(snp_verify(rep, SNP_REPORT_SIZE, (const uint8_t *)fake, flen, t,
+		                                AT_2025_06_20, NULL, &e),
+		                     0);
+		assert_contains(e.msg, "not signed by ASK");
+	}
+	snp_trust_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -944,6 +994,7 @@ int main(void)
 	    cmocka_unit_test(cli_azure_hcl_report_verifies_its_snp_report),
 	    cmocka_unit_test(cli_usage_errors_and_tdx_dispatch),
 	    cmocka_unit_test(rfc3339_times_parse),
+	    cmocka_unit_test(cached_chain_still_checks_time_signature_and_binding),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
