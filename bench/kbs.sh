@@ -6,7 +6,13 @@
 # token) and one resource (Lua release decision, unseal, ECDH-ES+A256KW +
 # AES-256-GCM JWE).  The driver calls the protocol core in-process (kbs.h,
 # no HTTP/TLS) and times only the server side: the guest's evidence (a sim
-# P-384 signature) is produced outside the timed region.
+# P-384 signature) is produced outside the timed region.  The round trips
+# use the synchronous core (kbs_attest: verification on the calling
+# thread), so the figure is the CPU cost of the protocol.  A second pass
+# runs attestations the daemon's way (kbs_attest_start on a libuv loop,
+# verification on its thread pool) and prints the loop thread's CPU per
+# attestation beside the whole process's: the part that still blocks the
+# loop.
 #   bench/kbs.sh [ROUNDS]      (default 2000)
 # Builds into build/kbs-bench.
 set -euo pipefail
@@ -40,6 +46,23 @@ static uint64_t cpu_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the whole process (the loop thread and the pool). */
+static uint64_t proc_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void on_done(void *arg, int rc, char *token, const char *variant, const struct err *e)
+{
+	if (rc) {
+		fprintf(stderr, "pooled attest: %s\n", e->msg);
+		++*(int *)arg;
+	}
+	free(token);
 }
 
 #define CHECK(x) do { if (x) { fprintf(stderr, "%s: %s\n", #x, e.msg); return 1; } } while (0)
@@ -97,6 +120,41 @@ int main(int argc, char **argv)
 	double per = (double)cpu / rounds / 1e3, wall = (double)server / rounds / 1e3;
 	printf("kbs: %d round trips, %.1f us each, %.0f round trips/s on one core (CPU time; wall %.1f us)\n",
 	       rounds, per, 1e6 / per, wall);
+	/* The daemon's way: the same attestations through the thread pool. */
+	uv_loop_t loop;
+	struct kbs *ka;
+	uv_loop_init(&loop);
+	o.loop = &loop;
+	CHECK(kbs_new(st, pol, NULL, dir, &o, &ka, &e));
+	uint64_t lcpu = 0, pcpu = 0;
+	int n = rounds / 2 > 200 ? rounds / 2 : 200, failed = 0;
+	for (int i = 0; i < n + 20; i++) {
+		char sid[33];
+		json_t *ch;
+		uint8_t rd[64] = {0}, raw[SNP_REPORT_SIZE];
+		size_t rdlen;
+		CHECK(kbs_auth(ka, areq, time(NULL), sid, &ch, &variant, &e));
+		const char *nonce = json_string_value(json_object_get(ch, "nonce"));
+		CHECK(kbs_runtime_digest(nonce, jwk, "", 0, rd, &rdlen, &e));
+		CHECK(simsp_report(sp, rd, NULL, NULL, 0x30000, raw, &e));
+		char *r64 = b64_encode(raw, sizeof raw);
+		json_t *req = json_pack("{s:n, s:{s:s, s:O}, s:{s:{s:s, s:[{s:s, s:s}]}, s:s}}", "init-data",
+			"runtime-data", "nonce", nonce, "tee-pubkey", jwk, "tee-evidence", "primary_evidence",
+			"attestation_report", r64, "cert_chain", "cert_type", "VCEK", "data", vcek,
+			"additional_evidence", "");
+		struct kbs_attest_cb cb = {NULL, on_done, &failed};
+		uint64_t c0 = cpu_ns(), p0 = proc_ns();
+		CHECK(kbs_attest_start(ka, sid, req, time(NULL), &cb, &variant, &e));
+		uv_run(&loop, UV_RUN_DEFAULT);
+		uint64_t c1 = cpu_ns(), p1 = proc_ns();
+		if (i >= 20)
+			lcpu += c1 - c0, pcpu += p1 - p0;
+		free(r64);
+		json_decref(ch); json_decref(req);
+	}
+	if (failed) { fprintf(stderr, "%d pooled attestations failed\n", failed); return 1; }
+	printf("kbs: attest via the thread pool: loop thread %.1f us, whole process %.1f us CPU per attestation (%d)\n",
+	       (double)lcpu / n / 1e3, (double)pcpu / n / 1e3, n);
 	char *cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd)) {}
 	return 0;
@@ -110,7 +168,7 @@ cc -std=gnu11 -O2 -g -D_GNU_SOURCE -iquote core -iquote tee -iquote lua \
    $(pkg-config --libs libuv openssl sqlite3 lua5.4 libvirt jansson jose yaml-0.1 zlib) -lhttp_parser -lm
 out=$(taskset -c 0 $B/bench/kbs_bench "$rounds" 2>/dev/null || $B/bench/kbs_bench "$rounds")
 echo "$out"
-us=$(sed -n 's/.* \([0-9.]*\) us each.*/\1/p' <<<"$out")
+us=$(sed -n 's/.* \([0-9.]*\) us each.*/\1/p' <<<"$out" | head -1)
 
 # openssl speed: per-op microseconds for the same primitives.
 speed() { taskset -c 0 openssl speed -seconds 1 "$@" 2>/dev/null || openssl speed -seconds 1 "$@" 2>/dev/null; }

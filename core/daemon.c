@@ -279,6 +279,7 @@ static int start_kbs(struct daemon *d, struct err *e)
 		.token_ttl_s = (int)(c->kbs_token_ttl_ms / 1000),
 		.session_ttl_s = (int)(c->kbs_session_ttl_ms / 1000),
 		.master_key = c->kbs_master_key[0] ? c->kbs_master_key : NULL,
+		.loop = d->loop,
 	};
 	if (kbs_new(d->store, d->policy, d->metrics, c->data_dir, &ko, &d->kbs, e) ||
 	    kbs_register(d->api, d->kbs, e))

@@ -965,31 +965,125 @@ int collateral_snp_veks(store *st, const struct snp_report *r, struct collateral
 	return 0;
 }
 
-/* The newest stored piece of (kind, lookup); *data is malloc'd. */
-static int newest(store *st, const char *kind, const char *lookup, time_t at, uint8_t **data,
-                  size_t *len, struct err *e)
+int collateral_snp_crls(store *st, struct snp_crls **out, struct err *e)
 {
-	/* Valid at `at` first, then the latest to expire. */
+	*out = NULL;
+	sqlite3_stmt *q = store_stmt(st, "SELECT data, lookup FROM collateral WHERE kind = 'amd_crl'", e);
+	if (!q)
+		return e->code;
+	int rc = 0;
+	while (rc == 0 && sqlite3_step(q) == SQLITE_ROW) {
+		if (!*out)
+			*out = snp_crls_new();
+		rc = snp_crls_add(*out, sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), e);
+		if (rc)
+			err_wrap(e, "stored CRL of ARK-%s", (const char *)sqlite3_column_text(q, 1));
+	}
+	sqlite3_reset(q);
+	if (rc) {
+		snp_crls_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* ---- TDX: read on the loop thread, built anywhere ---- */
+
+/* One stored document, certificate or CRL a TDX quote may need. */
+struct tdx_row {
+	char kind[16];
+	char lookup[160];
+	int64_t not_before, not_after;
+	uint8_t *data;
+	size_t len;
+};
+
+struct collateral_tdx_rows {
+	struct tdx_row *v;
+	size_t n;
+};
+
+void collateral_tdx_rows_free(struct collateral_tdx_rows *r)
+{
+	for (size_t i = 0; r && i < r->n; i++)
+		free(r->v[i].data);
+	if (r)
+		free(r->v);
+	free(r);
+}
+
+int collateral_tdx_fetch(store *st, struct collateral_tdx_rows **out, struct err *e)
+{
 	sqlite3_stmt *q = store_stmt(st,
-	                             "SELECT data FROM collateral WHERE kind = ?1 AND lookup = ?2 "
-	                             "ORDER BY (not_before <= ?3 AND not_after >= ?3) DESC, "
-	                             "not_after DESC LIMIT 1",
+	                             "SELECT kind, lookup, not_before, not_after, data FROM collateral "
+	                             "WHERE kind IN ('tcb_info', 'qe_identity', 'tcb_signing', "
+	                             "'intel_crl') ORDER BY not_after DESC LIMIT 512",
 	                             e);
 	if (!q)
 		return e->code;
-	sqlite3_bind_text(q, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, lookup, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, (int64_t)at);
-	int rc = ERR_NOT_FOUND;
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		*len = (size_t)sqlite3_column_bytes(q, 0);
-		*data = xmalloc(*len + 1);
-		memcpy(*data, sqlite3_column_blob(q, 0), *len);
-		(*data)[*len] = 0;
-		rc = 0;
+	struct collateral_tdx_rows *r = xcalloc(1, sizeof *r);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		r->v = xrealloc(r->v, (r->n + 1) * sizeof *r->v);
+		struct tdx_row *w = &r->v[r->n++];
+		snprintf(w->kind, sizeof w->kind, "%s", (const char *)sqlite3_column_text(q, 0));
+		snprintf(w->lookup, sizeof w->lookup, "%s", (const char *)sqlite3_column_text(q, 1));
+		w->not_before = sqlite3_column_int64(q, 2);
+		w->not_after = sqlite3_column_int64(q, 3);
+		w->len = (size_t)sqlite3_column_bytes(q, 4);
+		w->data = xmalloc(w->len + 1);
+		memcpy(w->data, sqlite3_column_blob(q, 4), w->len);
+		w->data[w->len] = 0;
 	}
 	sqlite3_reset(q);
-	return rc;
+	*out = r;
+	return 0;
+}
+
+/* The piece of (kind, lookup) to use at `at`: one valid then first, then
+ * the latest to expire (rows come latest-expiring first). */
+static const struct tdx_row *newest(const struct collateral_tdx_rows *r, const char *kind,
+                                    const char *lookup, time_t at)
+{
+	const struct tdx_row *best = NULL;
+	for (size_t i = 0; i < r->n; i++) {
+		const struct tdx_row *w = &r->v[i];
+		if (strcmp(w->kind, kind) != 0 || strcmp(w->lookup, lookup) != 0)
+			continue;
+		if (w->not_before <= (int64_t)at && w->not_after >= (int64_t)at)
+			return w;
+		if (!best)
+			best = w;
+	}
+	return best;
+}
+
+/* Adds stored piece (kind, lookup) to `c`, or fails naming `hint`. */
+static int load_piece(const struct collateral_tdx_rows *rows, struct tdx_collateral *c,
+                      const char *kind, const char *lookup, time_t at, const char *hint,
+                      struct err *e)
+{
+	const struct tdx_row *w = newest(rows, kind, lookup, at);
+	int rc;
+	if (!w)
+		return err_set(e, ERR_NOT_FOUND, "%s", hint);
+	if (strcmp(kind, "tcb_signing") == 0) {
+		/* The chain a TCB info names: signing certificate, pinned root. */
+		const unsigned char *p = w->data;
+		X509 *cert = d2i_X509(NULL, &p, (long)w->len);
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *pem;
+		if (cert)
+			PEM_write_bio_X509(bio, cert);
+		BIO_puts(bio, tdx__intel_root_pem);
+		long pl = BIO_get_mem_data(bio, &pem);
+		rc = cert ? tdx_collateral_add(c, pem, (size_t)pl, e)
+		          : err_set(e, ERR_INVALID, "stored TCB signing certificate is unreadable");
+		X509_free(cert);
+		BIO_free(bio);
+	} else {
+		rc = tdx_collateral_add(c, (const char *)w->data, w->len, e);
+	}
+	return rc ? err_wrap(e, "stored %s %s", kind, lookup) : 0;
 }
 
 /* The subject CN of the second certificate of the quote's PCK chain. */
@@ -1003,40 +1097,8 @@ static void pck_ca_cn(const struct tdx_quote *tq, char *out, size_t cap)
 	ERR_clear_error();
 }
 
-/* Adds stored piece (kind, lookup) to `c`, or fails naming `hint`. */
-static int load_piece(store *st, struct tdx_collateral *c, const char *kind, const char *lookup,
-                      time_t at, const char *hint, struct err *e)
-{
-	uint8_t *d = NULL;
-	size_t len = 0;
-	int rc = newest(st, kind, lookup, at, &d, &len, e);
-	if (rc == ERR_NOT_FOUND)
-		return err_set(e, ERR_NOT_FOUND, "%s", hint);
-	if (rc)
-		return rc;
-	if (strcmp(kind, "tcb_signing") == 0) {
-		/* The chain a TCB info names: signing certificate, pinned root. */
-		const unsigned char *p = d;
-		X509 *cert = d2i_X509(NULL, &p, (long)len);
-		BIO *bio = BIO_new(BIO_s_mem());
-		char *pem;
-		if (cert)
-			PEM_write_bio_X509(bio, cert);
-		BIO_puts(bio, tdx__intel_root_pem);
-		long pl = BIO_get_mem_data(bio, &pem);
-		rc = cert ? tdx_collateral_add(c, pem, (size_t)pl, e)
-		          : err_set(e, ERR_INVALID, "stored TCB signing certificate is unreadable");
-		X509_free(cert);
-		BIO_free(bio);
-	} else {
-		rc = tdx_collateral_add(c, (const char *)d, len, e);
-	}
-	free(d);
-	return rc ? err_wrap(e, "stored %s %s", kind, lookup) : 0;
-}
-
-int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
-                        struct tdx_collateral **out, struct err *e)
+int collateral_tdx_build(const struct collateral_tdx_rows *rows, const uint8_t *q, size_t len,
+                         time_t at, struct tdx_collateral **out, struct err *e)
 {
 	struct tdx_quote tq;
 	struct tdx_pck_info pck;
@@ -1053,21 +1115,21 @@ int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
 	         "no %s TCB info for FMSPC %s imported (cocod collateral import the PCS "
 	         "response of %s/certification/v4/tcb?fmspc=%s)",
 	         tee, fmspc, tee[0] == 'T' ? "tdx" : "sgx", fmspc);
-	int rc = load_piece(st, c, "tcb_info", key, at, hint, e);
+	int rc = load_piece(rows, c, "tcb_info", key, at, hint, e);
 	if (rc == 0) {
 		snprintf(hint, sizeof hint,
 		         "no %s identity imported (cocod collateral import the PCS response of "
 		         "%s/certification/v4/qe/identity)",
 		         qe, tee[0] == 'T' ? "tdx" : "sgx");
-		rc = load_piece(st, c, "qe_identity", qe, at, hint, e);
+		rc = load_piece(rows, c, "qe_identity", qe, at, hint, e);
 	}
 	if (rc == 0)
-		rc = load_piece(st, c, "tcb_signing", SIGNING_CN, at,
+		rc = load_piece(rows, c, "tcb_signing", SIGNING_CN, at,
 		                "no Intel SGX TCB Signing certificate imported (cocod collateral "
 		                "import the TCB-Info-Issuer-Chain PEM)",
 		                e);
 	if (rc == 0)
-		rc = load_piece(st, c, "intel_crl", ROOT_CN, at,
+		rc = load_piece(rows, c, "intel_crl", ROOT_CN, at,
 		                "no Intel SGX Root CA CRL imported (cocod collateral import "
 		                "IntelSGXRootCA.der)",
 		                e);
@@ -1076,7 +1138,7 @@ int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
 		         "no CRL of %s imported (cocod collateral import the PCS response of "
 		         "sgx/certification/v4/pckcrl?ca=%s)",
 		         ca, strstr(ca, "Processor") ? "processor" : "platform");
-		rc = load_piece(st, c, "intel_crl", ca, at, hint, e);
+		rc = load_piece(rows, c, "intel_crl", ca, at, hint, e);
 	}
 	if (rc) {
 		tdx_collateral_free(c);
@@ -1084,6 +1146,17 @@ int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
 	}
 	*out = c;
 	return 0;
+}
+
+int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
+                        struct tdx_collateral **out, struct err *e)
+{
+	struct collateral_tdx_rows *rows;
+	if (collateral_tdx_fetch(st, &rows, e))
+		return e->code;
+	int rc = collateral_tdx_build(rows, q, len, at, out, e);
+	collateral_tdx_rows_free(rows);
+	return rc;
 }
 
 /* ---- the command ---- */
@@ -1100,7 +1173,8 @@ static const char usage[] =
     "        chain, root CA and PCK CRLs, PCS TCB info and QE identity responses, and\n"
     "        dcap-qvl collateral bundles.  All files or none: a bad file stops the\n"
     "        import with a message naming it.  Newer TCB info, QE identities and\n"
-    "        CRLs replace older ones.\n"
+    "        CRLs replace older ones.  The KBS checks every SNP chain against the\n"
+    "        imported ARK CRLs (a revoked ASK/ASVK fails the attestation).\n"
     "ls      lists what is stored\n"
     "rm      removes pieces by (a prefix of at least 8 digits of) their SHA-256\n"
     "\n"

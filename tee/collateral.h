@@ -21,10 +21,12 @@
  * revocation are checked again at each use, at the verification time.
  *
  * The verifiers ask: collateral_snp_veks for a report whose evidence
- * carries no VCEK/VLEK (by CHIP_ID and REPORTED_TCB), collateral_tdx_load
+ * carries no VCEK/VLEK (by CHIP_ID and REPORTED_TCB), collateral_snp_crls
+ * for the ARK CRLs applied to every SNP chain, collateral_tdx_load
  * for a quote's TCB info (its FMSPC), TD_QE identity, TCB signing chain
  * and CRLs.  A missing piece is an ERR_NOT_FOUND whose message names what
- * to import.  Loop thread (or one CLI process) only, like the store. */
+ * to import.  Loop thread (or one CLI process) only, like the store,
+ * except collateral_tdx_build, which touches no store. */
 #ifndef COCOD_COLLATERAL_H
 #define COCOD_COLLATERAL_H
 
@@ -75,12 +77,28 @@ void collateral_certs_free(struct collateral_cert *c, size_t n);
 int collateral_snp_veks(store *st, const struct snp_report *r, struct collateral_cert **out,
                         size_t *n, struct err *e);
 
+/* The imported AMD ARK CRLs (one per product at most), for snp's
+ * revocation check; *out stays NULL when none is stored.  The caller
+ * frees *out (snp_crls_free). */
+int collateral_snp_crls(store *st, struct snp_crls **out, struct err *e);
+
 /* The collateral for TDX quote `q` (raw bytes): TCB info for its PCK's
  * FMSPC, the TD_QE identity, the Intel SGX TCB Signing certificate (newest
  * valid at `at`), the root CA CRL and the CRL of its PCK CA.  The caller
  * frees *out.  ERR_NOT_FOUND names the first missing piece. */
 int collateral_tdx_load(store *st, const uint8_t *q, size_t len, time_t at,
                         struct tdx_collateral **out, struct err *e);
+
+/* collateral_tdx_load in two steps, so that the parsing (about a
+ * millisecond) can leave the loop thread: the store's TDX pieces (TCB
+ * infos, QE identities, TCB signing certificates, Intel CRLs; a few kB
+ * each) are copied out on the loop thread, then the set for quote `q` is
+ * chosen and parsed on any thread.  Errors as collateral_tdx_load. */
+struct collateral_tdx_rows;
+int collateral_tdx_fetch(store *st, struct collateral_tdx_rows **out, struct err *e);
+void collateral_tdx_rows_free(struct collateral_tdx_rows *r);
+int collateral_tdx_build(const struct collateral_tdx_rows *rows, const uint8_t *q, size_t len,
+                         time_t at, struct tdx_collateral **out, struct err *e);
 
 /* `cocod collateral import|ls|rm`; argv[0] is "collateral". */
 int collateral_main(int argc, char **argv);

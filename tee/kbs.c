@@ -3,13 +3,22 @@
  * HTTP framing and the admin endpoints are in kbsapi.c, the tables in
  * kbsdb.c, the crypto in jcs.c, jwe.c, ear.c and seal.c.
  *
- * Attestation pipeline (attest_verify): session and nonce (single use,
- * consumed by the first attest call whatever its outcome), the guest key
- * (validated JWK), the runtime-data digest, init-data, the TEE verifier,
- * the report_data and init-data bindings, then appraisal and the token. */
+ * Attestation pipeline, in three phases so that the expensive part can
+ * leave the loop thread (DESIGN.md, Threads):
+ *   1. attest_begin, loop thread: session and nonce (single use, consumed
+ *      by the first attest call whatever its outcome; one attestation per
+ *      session at a time), the guest key (validated JWK), the runtime-data
+ *      digest, init-data, and everything the verifier needs from the store
+ *      (imported VCEK/VLEKs and ARK CRLs, TDX collateral), into a job;
+ *   2. attest_verify, the libuv thread pool (or inline for kbs_attest):
+ *      the TEE verifier (chains, signatures, TCB) and the report_data and
+ *      init-data bindings, touching only the job and the snp trust;
+ *   3. attest_end, loop thread: appraisal (Lua), the token, the session,
+ *      the audit record and metrics. */
 #include "kbs.h"
 
 #include <string.h>
+#include <uv.h>
 #include <strings.h>
 
 #include <openssl/crypto.h>
@@ -40,6 +49,7 @@ struct session {
 	char tee[16];
 	time_t expires;
 	int used, attested;
+	int busy;        /* an attestation is in flight */
 	json_t *claims;  /* the token's claims once attested */
 	jwe_key *key;    /* the guest's key once attested */
 	struct session *prev, *next; /* creation order = expiry order */
@@ -57,6 +67,8 @@ struct kbs {
 	struct strmap sessions;
 	struct session *head, *tail;
 	size_t nsessions;
+	unsigned inflight; /* attestations on the thread pool */
+	int closing;       /* kbs_free called with some in flight */
 };
 
 store *kbs__store(struct kbs *k) { return k->st; }
@@ -180,6 +192,11 @@ void kbs_free(struct kbs *k)
 {
 	if (!k)
 		return;
+	if (k->inflight) { /* the last job frees it (on_verified) */
+		log_warn("kbs", "freed with %u attestation(s) in flight; they will be refused", k->inflight);
+		k->closing = 1;
+		return;
+	}
 	while (k->head)
 		session_drop(k, k->head);
 	strmap_fini(&k->sessions);
@@ -332,6 +349,50 @@ static void attestation_fini(struct attestation *a)
 	json_decref(a->appraise);
 }
 
+/* One attestation between its three phases (see the file comment).
+ * attest_begin fills the inputs on the loop thread (with a.expected and
+ * a.init); attest_verify, on a pool thread, reads them, writes a.claims,
+ * a.appraise, a.sim, `rc` and `e`, and touches nothing else but the snp
+ * trust (which locks its cache);
+ * attest_end reads the outcome back on the loop thread.  uv_queue_work
+ * orders the hand-overs. */
+struct attest_job {
+	uv_work_t work;
+	struct kbs *k;
+	char sid[33], tee[16];
+	time_t now;
+	uint64_t t0;
+	json_t *req;                  /* a reference: the verifier reads the evidence */
+	const json_t *primary;        /* tee-evidence.primary_evidence, inside req */
+	json_t *rt;                   /* the runtime data, for the token */
+	jwe_key *key;                 /* the guest's key, validated */
+	uint8_t raw[SNP_REPORT_SIZE]; /* SNP: the rebuilt report, parsed into r */
+	struct snp_report r;
+	struct collateral_cert *veks; /* SNP evidence without its VEK: the imported ones */
+	size_t nveks;
+	struct snp_crls *crls;        /* the imported ARK CRLs (NULL: none) */
+	uint8_t *quote;               /* TDX: the raw quote */
+	size_t qlen;
+	struct collateral_tdx_rows *rows; /* the stored TDX collateral */
+	struct kbs_attest_cb cb;
+	struct attestation a;         /* the verifier's output from here on */
+	int rc;
+	struct err e;
+};
+
+static void job_free(struct attest_job *j)
+{
+	attestation_fini(&j->a);
+	json_decref(j->req);
+	json_decref(j->rt);
+	jwe_key_free(j->key);
+	collateral_certs_free(j->veks, j->nveks);
+	snp_crls_free(j->crls);
+	free(j->quote);
+	collateral_tdx_rows_free(j->rows);
+	free(j);
+}
+
 /* Whether Trustee's cert_chain carries the VCEK/VLEK itself. */
 static int carries_vek(const json_t *ev)
 {
@@ -345,43 +406,45 @@ static int carries_vek(const json_t *ev)
 	return 0;
 }
 
-/* Evidence without its VCEK/VLEK (CoCo's guest often sends none; VLEKs
- * come from the cloud): the imported ones matching the report's CHIP_ID
- * and REPORTED_TCB, tried in turn. */
-static int verify_snp_imported(struct kbs *k, const json_t *ev, const uint8_t *raw,
-			       const struct snp_report *r, struct attestation *a, time_t now, struct err *e)
+/* SNP, loop side: the report (rebuilt and parsed here: the store is
+ * searched by its CHIP_ID and REPORTED_TCB), the imported VCEK/VLEKs when
+ * the evidence carries none (CoCo's guest often sends none; VLEKs come
+ * from the cloud) and the imported ARK CRLs. */
+static int gather_snp(struct kbs *k, struct attest_job *j, struct err *e)
 {
-	struct collateral_cert *c = NULL;
-	size_t n = 0;
-	int rc = collateral_snp_veks(k->st, r, &c, &n, e);
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), c[i].der, c[i].len,
-					      k->trust, now, &a->claims, e);
-		if (rc && i + 1 < n)
-			rc = 0, err_clear(e);
-		else
-			break;
-	}
-	collateral_certs_free(c, n);
-	return rc;
+	const json_t *ev = j->primary;
+	if (!json_is_object(ev))
+		return err_set(e, ERR_BAD_REQUEST, "SNP evidence: expected a JSON object");
+	if (snp_trustee_report(json_object_get(ev, "attestation_report"), j->raw, e) ||
+	    snp_parse(j->raw, sizeof j->raw, &j->r, e) ||
+	    (!carries_vek(ev) && collateral_snp_veks(k->st, &j->r, &j->veks, &j->nveks, e)))
+		return err_wrap(e, "SNP evidence");
+	if (collateral_snp_crls(k->st, &j->crls, e))
+		return err_wrap(e, "SNP collateral");
+	return 0;
 }
 
-/* SNP (and sim) evidence: the chain and signature, then the bindings. */
-static int verify_snp(struct kbs *k, const json_t *ev, struct attestation *a, time_t now, struct err *e)
+/* SNP, pool side: the chain (the evidence's VEK, or each imported one in
+ * turn), revocation and signature, then the bindings. */
+static int verify_snp(const struct snp_trust *trust, struct attest_job *j, struct err *e)
 {
-	uint8_t raw[SNP_REPORT_SIZE];
-	struct snp_report r;
-	if (!json_is_object(ev) || snp_trustee_report(json_object_get(ev, "attestation_report"), raw, e) ||
-	    snp_parse(raw, sizeof raw, &r, e))
-		return json_is_object(ev) ? err_wrap(e, "SNP evidence")
-					  : err_set(e, ERR_BAD_REQUEST, "SNP evidence: expected a JSON object");
-	if (carries_vek(ev) ? snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), NULL, 0,
-						       k->trust, now, &a->claims, e)
-			    : verify_snp_imported(k, ev, raw, &r, a, now, e))
+	struct attestation *a = &j->a;
+	const json_t *chain = json_object_get(j->primary, "cert_chain");
+	int rc = 0;
+	if (!j->veks)
+		rc = snp_verify_trustee_chain(j->raw, chain, NULL, 0, trust, j->crls, j->now, &a->claims, e);
+	for (size_t i = 0; j->veks && i < j->nveks; i++) {
+		rc = snp_verify_trustee_chain(j->raw, chain, j->veks[i].der, j->veks[i].len, trust, j->crls,
+					      j->now, &a->claims, e);
+		if (rc == 0 || i + 1 == j->nveks)
+			break;
+		err_clear(e);
+	}
+	if (rc)
 		return err_wrap(e, "SNP evidence");
-	if (snp_check_report_data(&r, a->expected, a->explen, e))
+	if (snp_check_report_data(&j->r, a->expected, a->explen, e))
 		return err_wrap(e, "SNP binding");
-	if (a->has_init && snp_check_host_data(&r, a->init.digest, a->init.digest_len, e))
+	if (a->has_init && snp_check_host_data(&j->r, a->init.digest, a->init.digest_len, e))
 		return err_wrap(e, "init-data digest");
 	a->sim = json_is_true(json_object_get(a->claims, "sim"));
 	const json_t *c = a->claims, *pol = json_object_get(c, "policy");
@@ -396,36 +459,44 @@ static int verify_snp(struct kbs *k, const json_t *ev, struct attestation *a, ti
 	return a->appraise ? 0 : err_set(e, ERR_INTERNAL, "SNP claims incomplete");
 }
 
-static int verify_tdx(struct kbs *k, const json_t *ev, struct attestation *a, time_t now, struct err *e)
+/* TDX, loop side: the quote and the stored collateral, unparsed (parsing
+ * it takes about a millisecond: the pool does it). */
+static int gather_tdx(struct kbs *k, struct attest_job *j, struct err *e)
 {
-	char *text = json_dumps(ev, JSON_COMPACT);
-	uint8_t *q = NULL;
-	size_t qlen = 0;
-	struct tdx_quote tq;
-	int rc = text ? tdx_evidence_decode(text, strlen(text), &q, &qlen, NULL, NULL, e)
+	char *text = json_dumps(j->primary, JSON_COMPACT);
+	int rc = text ? tdx_evidence_decode(text, strlen(text), &j->quote, &j->qlen, NULL, NULL, e)
 		      : err_set(e, ERR_BAD_REQUEST, "TDX evidence is not JSON");
 	free(text);
-	/* Without (complete) imported collateral the quote's signatures and
-	 * chains are still checked and the TCB status is "unknown": the
-	 * appraisal policy decides what that means (the default: warning). */
-	struct tdx_collateral *col = NULL;
-	if (!rc && (rc = collateral_tdx_load(k->st, q, qlen, now, &col, e)) == ERR_NOT_FOUND) {
-		log_info("kbs", "TDX TCB status unknown: %s", e->msg);
-		err_clear(e);
-		rc = 0;
-	} else if (rc) {
-		rc = err_wrap(e, "TDX collateral");
-	}
-	if (!rc && (tdx_verify(q, qlen, col, now, &a->claims, e) || tdx_parse(q, qlen, &tq, e)))
-		rc = err_wrap(e, "TDX evidence");
-	tdx_collateral_free(col);
-	if (!rc && tdx_check_report_data(&tq, a->expected, a->explen, e))
-		rc = err_wrap(e, "TDX binding");
-	if (!rc && a->has_init && tdx_check_mrconfigid(&tq, a->init.digest, a->init.digest_len, e))
-		rc = err_wrap(e, "init-data digest");
-	free(q);
 	if (rc)
 		return rc;
+	return collateral_tdx_fetch(k->st, &j->rows, e) ? err_wrap(e, "TDX collateral") : 0;
+}
+
+/* TDX, pool side: the quote's collateral, then quote, QE report, PCK
+ * chain, CRLs and TCB status, then the bindings.  Without (complete)
+ * imported collateral the quote's signatures and chains are still checked
+ * and the TCB status is "unknown": the appraisal policy decides what that
+ * means (the default: warning). */
+static int verify_tdx(struct attest_job *j, struct err *e)
+{
+	struct attestation *a = &j->a;
+	struct tdx_quote tq;
+	struct tdx_collateral *col = NULL;
+	int rc = collateral_tdx_build(j->rows, j->quote, j->qlen, j->now, &col, e);
+	if (rc == ERR_NOT_FOUND) {
+		log_info("kbs", "TDX TCB status unknown: %s", e->msg); /* one write(2): any thread */
+		err_clear(e);
+	} else if (rc) {
+		return err_wrap(e, "TDX collateral");
+	}
+	rc = tdx_verify(j->quote, j->qlen, col, j->now, &a->claims, e) || tdx_parse(j->quote, j->qlen, &tq, e);
+	tdx_collateral_free(col);
+	if (rc)
+		return err_wrap(e, "TDX evidence");
+	if (tdx_check_report_data(&tq, a->expected, a->explen, e))
+		return err_wrap(e, "TDX binding");
+	if (a->has_init && tdx_check_mrconfigid(&tq, a->init.digest, a->init.digest_len, e))
+		return err_wrap(e, "init-data digest");
 	const json_t *c = a->claims;
 	a->appraise = json_pack("{s:s, s:b, s:O, s:O, s:O, s:O, s:{s:O}}", "tee", "tdx", "sim", 0,
 		"measurement", json_object_get(c, "mrtd"), "init_data", json_object_get(c, "mrconfigid"),
@@ -567,34 +638,6 @@ static int appraise_and_sign(struct kbs *k, struct attestation *a, const json_t 
 	return rc;
 }
 
-static int verify_evidence(struct kbs *k, struct session *s, const json_t *req, struct attestation *a,
-			   json_t **rt, time_t now, jwe_key **key, struct err *e)
-{
-	const json_t *rd = json_object_get(req, "runtime-data"), *ev = json_object_get(req, "tee-evidence");
-	const char *nonce = json_string_value(json_object_get(rd, "nonce"));
-	const json_t *pk = json_object_get(rd, "tee-pubkey");
-	const json_t *add = json_object_get(ev, "additional_evidence");
-	const json_t *primary = json_object_get(ev, "primary_evidence");
-	if (!json_is_object(req) || !nonce || !json_is_object(ev) || !primary || (add && !json_is_string(add)))
-		return err_set(e, ERR_BAD_REQUEST, "attest request must hold runtime-data {nonce, tee-pubkey} "
-				   "and tee-evidence {primary_evidence, additional_evidence}");
-	if (strlen(nonce) != strlen(s->nonce) || !ct_equal(nonce, s->nonce, strlen(s->nonce)))
-		return err_set(e, ERR_UNAUTHORIZED, "runtime-data nonce is not this session's nonce");
-	if (jwe_key_from_jwk(pk, k->o.allow_rsa1_5, key, e))
-		return e->code;
-	const char *addstr = add ? json_string_value(add) : "";
-	if (kbs_runtime_digest(nonce, pk, addstr, 0, a->expected, &a->explen, e) ||
-	    parse_init(json_object_get(req, "init-data"), a, e))
-		return e->code;
-	*rt = json_pack("{s:s, s:O, s:s}", "nonce", nonce, "tee-pubkey", pk, "additional-evidence", addstr);
-	a->tee = s->tee;
-	if (strcmp(s->tee, "snp") == 0)
-		return verify_snp(k, primary, a, now, e);
-	if (strcmp(s->tee, "tdx") == 0)
-		return verify_tdx(k, primary, a, now, e);
-	return verify_sample(primary, a, e);
-}
-
 static void attest_record(struct kbs *k, const char *sid, const char *tee, const char *verdict,
 			  const char *status, const char *reason, uint64_t t0)
 {
@@ -612,41 +655,188 @@ static void attest_record(struct kbs *k, const char *sid, const char *tee, const
 				"Time to verify and appraise one attestation.", labels, secs);
 }
 
-int kbs_attest(struct kbs *k, const char *sid, const json_t *req, time_t now, char **token,
-	       const char **variant, struct err *e)
+/* Trustee answers 401 for every refusal; only internal failures keep
+ * their own code. */
+static int refusal(struct err *e)
+{
+	int rc = e->code ? e->code : ERR_UNAUTHORIZED;
+	e->code = err_http_status(rc) >= 500 ? rc : ERR_UNAUTHORIZED;
+	return e->code;
+}
+
+/* The request's shape, the nonce, the guest key, the expected
+ * report_data and init-data digest. */
+static int prepare(struct kbs *k, const struct session *s, struct attest_job *j, struct err *e)
+{
+	const json_t *req = j->req, *rd = json_object_get(req, "runtime-data");
+	const json_t *ev = json_object_get(req, "tee-evidence");
+	const char *nonce = json_string_value(json_object_get(rd, "nonce"));
+	const json_t *pk = json_object_get(rd, "tee-pubkey");
+	const json_t *add = json_object_get(ev, "additional_evidence");
+	j->primary = json_object_get(ev, "primary_evidence");
+	if (!json_is_object(req) || !nonce || !json_is_object(ev) || !j->primary || (add && !json_is_string(add)))
+		return err_set(e, ERR_BAD_REQUEST, "attest request must hold runtime-data {nonce, tee-pubkey} "
+				   "and tee-evidence {primary_evidence, additional_evidence}");
+	if (strlen(nonce) != strlen(s->nonce) || !ct_equal(nonce, s->nonce, strlen(s->nonce)))
+		return err_set(e, ERR_UNAUTHORIZED, "runtime-data nonce is not this session's nonce");
+	if (jwe_key_from_jwk(pk, k->o.allow_rsa1_5, &j->key, e))
+		return e->code;
+	const char *addstr = add ? json_string_value(add) : "";
+	if (kbs_runtime_digest(nonce, pk, addstr, 0, j->a.expected, &j->a.explen, e) ||
+	    parse_init(json_object_get(req, "init-data"), &j->a, e))
+		return e->code;
+	j->rt = json_pack("{s:s, s:O, s:s}", "nonce", nonce, "tee-pubkey", pk, "additional-evidence", addstr);
+	if (strcmp(j->tee, "snp") == 0)
+		return gather_snp(k, j, e);
+	if (strcmp(j->tee, "tdx") == 0)
+		return gather_tdx(k, j, e);
+	return 0;
+}
+
+/* Phase one (loop thread): the session, whose nonce is spent here
+ * whatever follows, and everything the verifier needs from the request
+ * and the store.  A failure is recorded and leaves no job behind. */
+static int attest_begin(struct kbs *k, const char *sid, const json_t *req, time_t now,
+			struct attest_job **out, struct err *e)
 {
 	uint64_t t0 = now_ns();
-	*variant = "RcarAttestFailed";
 	struct session *s = session_find(k, sid, now, e);
 	if (!s) {
 		attest_record(k, sid, "-", "rejected", "none", e->msg, t0);
 		return e->code;
 	}
-	if (s->used) {
-		err_set(e, ERR_UNAUTHORIZED, "the session's nonce was already used; start again with /auth");
+	if (s->busy || s->used) {
+		err_set(e, ERR_UNAUTHORIZED, s->busy ? "an attestation of this session is already in progress; "
+				 "start again with /auth" : "the session's nonce was already used; start again with /auth");
 		attest_record(k, sid, s->tee, "rejected", "none", e->msg, t0);
 		return e->code;
 	}
 	s->used = 1;
-	struct attestation a = {0};
-	json_t *rt = NULL, *claims = NULL;
-	jwe_key *key = NULL;
-	const char *status = "none";
-	int rc = verify_evidence(k, s, req, &a, &rt, now, &key, e) ||
-		 appraise_and_sign(k, &a, rt, now, token, &claims, &status, e);
-	attest_record(k, sid, s->tee, rc ? "denied" : "issued", status, rc ? e->msg : "token issued", t0);
-	if (rc) {
-		jwe_key_free(key);
-		rc = e->code ? e->code : ERR_UNAUTHORIZED;
-		e->code = err_http_status(rc) >= 500 ? rc : ERR_UNAUTHORIZED;
-	} else {
-		s->attested = 1;
-		s->claims = claims;
-		s->key = key;
+	struct attest_job *j = xcalloc(1, sizeof *j);
+	j->k = k, j->now = now, j->t0 = t0;
+	memcpy(j->sid, s->id, sizeof j->sid);
+	memcpy(j->tee, s->tee, sizeof j->tee);
+	j->a.tee = j->tee;
+	j->req = json_incref((json_t *)(uintptr_t)req);
+	if (prepare(k, s, j, e)) {
+		attest_record(k, sid, j->tee, "denied", "none", e->msg, t0);
+		job_free(j);
+		return refusal(e);
 	}
-	json_decref(rt);
-	attestation_fini(&a);
-	return rc ? e->code : 0;
+	s->busy = 1;
+	*out = j;
+	return 0;
+}
+
+/* Phase two (any thread): the verifier and the bindings.  Reads the job
+ * and the snp trust, writes only j->a. */
+static int attest_verify(const struct snp_trust *trust, struct attest_job *j, struct err *e)
+{
+	if (strcmp(j->tee, "snp") == 0)
+		return verify_snp(trust, j, e);
+	if (strcmp(j->tee, "tdx") == 0)
+		return verify_tdx(j, e);
+	return verify_sample(j->primary, &j->a, e);
+}
+
+/* Phase three (loop thread): appraisal and the token when the evidence
+ * verified and the client still waits, then the session and the record.
+ * The session is looked up again: it may have expired meanwhile. */
+static int attest_end(struct kbs *k, struct attest_job *j, char **token, struct err *e)
+{
+	struct session *s = strmap_get(&k->sessions, j->sid);
+	const char *status = "none", *verdict = "denied";
+	json_t *claims = NULL;
+	int rc = j->rc;
+	if (s)
+		s->busy = 0;
+	if (rc) {
+		*e = j->e;
+	} else if (j->cb.gone && j->cb.gone(j->cb.arg)) {
+		verdict = "abandoned";
+		rc = err_set(e, ERR_UNAVAILABLE, "the client went away during verification; no token issued");
+	} else if (!s) {
+		rc = err_set(e, ERR_UNAUTHORIZED, "the session expired during verification");
+	} else {
+		rc = appraise_and_sign(k, &j->a, j->rt, j->now, token, &claims, &status, e);
+		verdict = rc ? "denied" : "issued";
+	}
+	attest_record(k, j->sid, j->tee, verdict, status, rc ? e->msg : "token issued", j->t0);
+	if (rc)
+		return refusal(e);
+	s->attested = 1;
+	s->claims = claims;
+	s->key = j->key;
+	j->key = NULL;
+	return 0;
+}
+
+int kbs_attest(struct kbs *k, const char *sid, const json_t *req, time_t now, char **token,
+	       const char **variant, struct err *e)
+{
+	struct attest_job *j;
+	*variant = "RcarAttestFailed";
+	if (attest_begin(k, sid, req, now, &j, e))
+		return e->code;
+	j->rc = attest_verify(k->trust, j, &j->e);
+	int rc = attest_end(k, j, token, e);
+	job_free(j);
+	return rc;
+}
+
+/* Phase three and the caller's callback, then the job is gone. */
+static void attest_finish(struct attest_job *j)
+{
+	struct err e = {0};
+	char *token = NULL;
+	int rc = attest_end(j->k, j, &token, &e);
+	j->cb.done(j->cb.arg, rc, token, "RcarAttestFailed", &e);
+	job_free(j);
+}
+
+static void on_verify(uv_work_t *w)
+{
+	struct attest_job *j = w->data;
+	j->rc = attest_verify(j->k->trust, j, &j->e);
+}
+
+/* Back on the loop thread.  A KBS freed meanwhile (kbs_free waits for
+ * its jobs) only answers: its store and policy may be gone. */
+static void on_verified(uv_work_t *w, int status)
+{
+	struct attest_job *j = w->data;
+	struct kbs *k = j->k;
+	k->inflight--;
+	if (status == UV_ECANCELED && !j->rc)
+		j->rc = err_set(&j->e, ERR_UNAVAILABLE, "attestation cancelled");
+	if (!k->closing) {
+		attest_finish(j);
+		return;
+	}
+	struct err e = {0};
+	err_set(&e, ERR_UNAVAILABLE, "the KBS is shutting down");
+	j->cb.done(j->cb.arg, e.code, NULL, "RcarAttestFailed", &e);
+	job_free(j);
+	if (!k->inflight)
+		kbs_free(k);
+}
+
+int kbs_attest_start(struct kbs *k, const char *sid, const json_t *req, time_t now,
+		     const struct kbs_attest_cb *cb, const char **variant, struct err *e)
+{
+	struct attest_job *j;
+	*variant = "RcarAttestFailed";
+	if (attest_begin(k, sid, req, now, &j, e))
+		return e->code;
+	j->cb = *cb;
+	j->work.data = j;
+	if (!k->o.loop || uv_queue_work(k->o.loop, &j->work, on_verify, on_verified) != 0) {
+		j->rc = attest_verify(k->trust, j, &j->e);
+		attest_finish(j);
+		return 0;
+	}
+	k->inflight++;
+	return 0;
 }
 
 /* --- resources --- */

@@ -23,7 +23,9 @@
  *
  * Sessions live in memory (5 minutes), each nonce is good for one attest
  * call.  Every attestation and every release or denial is written to the
- * audit table and counted in /metrics.  Loop thread only. */
+ * audit table and counted in /metrics.  Every function runs on the loop
+ * thread; only the evidence's verification inside an attestation moves to
+ * the loop's thread pool (kbs_attest_start). */
 #ifndef COCOD_KBS_H
 #define COCOD_KBS_H
 
@@ -32,6 +34,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <uv.h>
 
 #include "api.h"
 #include "err.h"
@@ -56,6 +59,7 @@ struct kbs_opts {
 	int session_ttl_s;       /* session cookie lifetime; 0: 300 */
 	size_t max_resource;     /* bytes per resource; 0: 1 MiB */
 	const char *master_key;  /* NULL: <data-dir>/master.key */
+	uv_loop_t *loop;         /* attestations verify on its thread pool; NULL: inline */
 };
 
 struct kbs;
@@ -81,9 +85,34 @@ int kbs_register_measurement(struct kbs *k, const char *hex, struct err *e);
 /* Starts a session: *sid (33 bytes) and *challenge (new reference). */
 int kbs_auth(struct kbs *k, const json_t *req, time_t now, char sid[33], json_t **challenge,
 	     const char **variant, struct err *e);
-/* Verifies and appraises; *token is malloc'd. */
+/* Verifies and appraises, all on the caller's thread (tests, the
+ * benchmark); *token is malloc'd. */
 int kbs_attest(struct kbs *k, const char *sid, const json_t *req, time_t now, char **token,
 	       const char **variant, struct err *e);
+
+/* How kbs_attest_start reports back, on the loop thread. */
+struct kbs_attest_cb {
+	/* Asked once the evidence is verified: nonzero when the client went
+	 * away.  The attestation is then abandoned (no appraisal, no token,
+	 * the session stays unattested) and recorded as such; `done` still
+	 * runs.  May be NULL. */
+	int (*gone)(void *arg);
+	/* Runs exactly once: rc 0 and the token (the callee frees it), or
+	 * an error code with Trustee's variant and the message. */
+	void (*done)(void *arg, int rc, char *token, const char *variant, const struct err *e);
+	void *arg;
+};
+
+/* kbs_attest for the HTTP handler, without blocking the loop: the
+ * session, the request and the store lookups are checked now (a failure
+ * returns its code and `done` is not called); on 0 the evidence is
+ * verified on the thread pool of kbs_opts.loop and `done` runs later with
+ * the outcome (without a loop: before this returns).  A second attest
+ * call on a session whose attestation is in flight is refused.  kbs_free
+ * with attestations in flight defers the free to the last one, which is
+ * answered 503 without touching the store. */
+int kbs_attest_start(struct kbs *k, const char *sid, const json_t *req, time_t now,
+		     const struct kbs_attest_cb *cb, const char **variant, struct err *e);
 /* Releases a resource; `sid` or `bearer` (either may be NULL). */
 int kbs_resource(struct kbs *k, const char *sid, const char *bearer, const char *path, time_t now,
 		 json_t **jwe, const char **variant, struct err *e);

@@ -104,6 +104,26 @@ static void h_auth(http_req *r, const struct route_params *p, void *ctx)
 	json_decref(req);
 }
 
+/* The attestation's answer.  `arg` is the request, which http.c keeps
+ * until it is finished even when its client left (the answer is then
+ * dropped and the request freed). */
+static void attest_done(void *arg, int rc, char *token, const char *variant, const struct err *e)
+{
+	http_req *r = arg;
+	if (rc) {
+		fail(r, rc, variant, e->msg);
+		return;
+	}
+	api_json(r, 200, json_pack("{s:s}", "token", token));
+	free(token);
+}
+
+static int attest_gone(void *arg)
+{
+	return http_req_closed(arg);
+}
+
+/* Answers later: the evidence is verified on the thread pool. */
 static void h_attest(http_req *r, const struct route_params *p, void *ctx)
 {
 	struct kbs *k = ctx;
@@ -112,14 +132,10 @@ static void h_attest(http_req *r, const struct route_params *p, void *ctx)
 	json_t *req = body_json(r, MAX_ATTEST_BODY);
 	if (!req)
 		return;
-	char *token = NULL;
 	struct err e = {0};
-	if (kbs_attest(k, c, req, time(NULL), &token, &variant, &e)) {
+	struct kbs_attest_cb cb = {attest_gone, attest_done, r};
+	if (kbs_attest_start(k, c, req, time(NULL), &cb, &variant, &e))
 		fail(r, e.code, variant, e.msg);
-	} else {
-		api_json(r, 200, json_pack("{s:s}", "token", token));
-		free(token);
-	}
 	json_decref(req);
 }
 

@@ -7,6 +7,7 @@
  * section 1.  Trustee's JSON evidence is rebuilt into the raw report and
  * verified the same way. */
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -937,6 +938,103 @@ int snp_vek_verify(const uint8_t *certs, size_t len, const struct snp_trust *t, 
 	return verify_chain(b.vek, out, &ch, at, e);
 }
 
+/* ---- revocation ---- */
+
+struct snp_crls {
+	STACK_OF(X509_CRL) * sk;
+};
+
+struct snp_crls *snp_crls_new(void)
+{
+	struct snp_crls *c = xcalloc(1, sizeof *c);
+	c->sk = sk_X509_CRL_new_null();
+	return c;
+}
+
+void snp_crls_free(struct snp_crls *c)
+{
+	if (!c)
+		return;
+	sk_X509_CRL_pop_free(c->sk, X509_CRL_free);
+	free(c);
+}
+
+size_t snp_crls_count(const struct snp_crls *c)
+{
+	return c ? (size_t)sk_X509_CRL_num(c->sk) : 0;
+}
+
+int snp_crls_add(struct snp_crls *c, const uint8_t *data, size_t len, struct err *e)
+{
+	const unsigned char *p = data;
+	X509_CRL *crl = NULL;
+	if (len > 0 && data[0] == 0x30) {
+		crl = d2i_X509_CRL(NULL, &p, (long)len);
+	} else if (len > 0 && len < INT_MAX) {
+		BIO *bio = BIO_new_mem_buf(data, (int)len);
+		crl = bio ? PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL) : NULL;
+		BIO_free(bio);
+	}
+	ERR_clear_error();
+	if (!crl)
+		return err_set(e, ERR_INVALID, "unreadable CRL (%zu bytes, neither DER nor PEM)",
+		               len);
+	sk_X509_CRL_push(c->sk, crl);
+	return 0;
+}
+
+static void serial_hex(X509 *c, char *out, size_t cap)
+{
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), NULL);
+	char *h = bn ? BN_bn2hex(bn) : NULL;
+	snprintf(out, cap, "%s", h ? h : "?");
+	OPENSSL_free(h);
+	BN_free(bn);
+}
+
+/* Fails when `cert` is on `crl` (issued by the certificate named `by`). */
+static int not_revoked(X509_CRL *crl, X509 *cert, const char *what, const char *by, struct err *e)
+{
+	X509_REVOKED *rev = NULL;
+	if (X509_CRL_get0_by_cert(crl, &rev, cert) != 1)
+		return 0;
+	char serial[80], when[32];
+	serial_hex(cert, serial, sizeof serial);
+	fmt_time(asn1_to_time(X509_REVOKED_get0_revocationDate(rev)), when);
+	return err_set(e, ERR_UNAUTHORIZED,
+	               "%s certificate (serial %s) is revoked by the CRL of %s since %s", what,
+	               serial, by, when);
+}
+
+/* Every list issued by the chain's ARK or ASK/ASVK: signed by it, and
+ * not listing a certificate it issued (see snp.h). */
+static int check_revocation(const struct snp_crls *crls, X509 *vek, const struct snp_vek *v,
+                            X509 *ask, const char *ask_role, X509 *ark, struct err *e)
+{
+	for (int i = 0; crls && i < sk_X509_CRL_num(crls->sk); i++) {
+		X509_CRL *crl = sk_X509_CRL_value(crls->sk, i);
+		const X509_NAME *iss = X509_CRL_get_issuer(crl);
+		X509 *by = X509_NAME_cmp(iss, X509_get_subject_name(ark)) == 0   ? ark
+		           : X509_NAME_cmp(iss, X509_get_subject_name(ask)) == 0 ? ask
+		                                                                 : NULL;
+		if (!by)
+			continue;
+		char cn[64];
+		x509_cn(X509_get_subject_name(by), cn, sizeof cn);
+		int ok = X509_CRL_verify(crl, X509_get0_pubkey(by)) == 1;
+		ERR_clear_error();
+		if (!ok)
+			return err_set(e, ERR_UNAUTHORIZED,
+			               "a CRL in the name of %s does not verify with its key", cn);
+		if (by == ark &&
+		    (not_revoked(crl, ask, ask_role, cn, e) || not_revoked(crl, ark, "ARK", cn, e)))
+			return e->code;
+		if (by == ask && not_revoked(crl, vek, vek_name(v), cn, e))
+			return e->code;
+	}
+	return 0;
+}
+
 /* ---- report signature and binding ---- */
 
 static int verify_report_sig(const uint8_t *rep, EVP_PKEY *pk, const char *what, struct err *e)
@@ -1126,8 +1224,12 @@ static void cache_put(struct snp_trust *t, const uint8_t key[32], X509 *vek,
 	X509_up_ref(vek);
 	X509_up_ref(ch->ask);
 	X509_up_ref(ch->ark);
-	*slot = (struct vek_entry){.vek = vek, .ask = ch->ask, .ark = ch->ark, .v = *v,
-	                           .sim = ch->sim, .ask_role = ch->ask_role};
+	*slot = (struct vek_entry){.vek = vek,
+	                           .ask = ch->ask,
+	                           .ark = ch->ark,
+	                           .v = *v,
+	                           .sim = ch->sim,
+	                           .ask_role = ch->ask_role};
 	memcpy(slot->key, key, 32);
 	pthread_mutex_unlock(&t->mu);
 }
@@ -1136,8 +1238,8 @@ static void cache_put(struct snp_trust *t, const uint8_t key[32], X509 *vek,
  * binding.  `r` may be re-decoded for the VEK's generation (v2).  With a
  * `key`, a chain that verifies is remembered in `t`. */
 static int verify_parsed(const uint8_t *report, struct snp_report *r, struct bundle *b,
-                         const struct snp_trust *t, const uint8_t *key, time_t at,
-                         json_t **claims, struct err *e)
+                         const struct snp_trust *t, const struct snp_crls *crls, const uint8_t *key,
+                         time_t at, json_t **claims, struct err *e)
 {
 	struct snp_vek v;
 	struct chain ch = {0};
@@ -1147,7 +1249,8 @@ static int verify_parsed(const uint8_t *report, struct snp_report *r, struct bun
 	if (rc == 0)
 		rc = report_fits_vek(r, &v, e);
 	if (rc || (rc = pick_chain(b->vek, &v, b, t, &ch, e)) ||
-	    (rc = verify_chain(b->vek, &v, &ch, at, e)))
+	    (rc = verify_chain(b->vek, &v, &ch, at, e)) ||
+	    (rc = check_revocation(crls, b->vek, &v, ch.ask, ch.ask_role, ch.ark, e)))
 		return rc;
 	if (t && key)
 		cache_put((struct snp_trust *)(uintptr_t)t, key, b->vek, &v, &ch);
@@ -1155,20 +1258,21 @@ static int verify_parsed(const uint8_t *report, struct snp_report *r, struct bun
 }
 
 /* A report whose certificate input verified before: the chain's
- * signatures are not checked again, everything else is. */
+ * signatures are not checked again, everything else (revocation too) is. */
 static int verify_cached(const uint8_t *report, struct snp_report *r, struct vek_entry *c,
-                         time_t at, json_t **claims, struct err *e)
+                         const struct snp_crls *crls, time_t at, json_t **claims, struct err *e)
 {
 	int rc = report_fits_vek(r, &c->v, e);
 	if (rc == 0)
 		rc = chain_validity(c->vek, &c->v, c->ask, c->ark, c->ask_role, at, e);
 	if (rc == 0)
+		rc = check_revocation(crls, c->vek, &c->v, c->ask, c->ask_role, c->ark, e);
+	if (rc == 0)
 		rc = verify_report(report, r, c->vek, &c->v, c->ark, c->sim, claims, e);
 	return rc;
 }
 
-static int parse_for_verify(const uint8_t *report, size_t len, struct snp_report *r,
-                            struct err *e)
+static int parse_for_verify(const uint8_t *report, size_t len, struct snp_report *r, struct err *e)
 {
 	int rc = snp_parse(report, len, r, e);
 	if (rc == 0 && r->sig_algo != 1)
@@ -1179,8 +1283,8 @@ static int parse_for_verify(const uint8_t *report, size_t len, struct snp_report
 
 /* snp_verify with the cache key of the certificate input (NULL: none). */
 static int verify_keyed(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
-                        const struct snp_trust *trust, const uint8_t *key, time_t at,
-                        json_t **claims, struct err *e)
+                        const struct snp_trust *trust, const struct snp_crls *crls,
+                        const uint8_t *key, time_t at, json_t **claims, struct err *e)
 {
 	struct snp_report r;
 	struct vek_entry c;
@@ -1188,7 +1292,7 @@ static int verify_keyed(const uint8_t *report, size_t len, const uint8_t *certs,
 	if (rc)
 		return rc;
 	if (trust && key && cache_get((struct snp_trust *)(uintptr_t)trust, key, &c)) {
-		rc = verify_cached(report, &r, &c, at, claims, e);
+		rc = verify_cached(report, &r, &c, crls, at, claims, e);
 		entry_fini(&c);
 		return rc;
 	}
@@ -1197,7 +1301,7 @@ static int verify_keyed(const uint8_t *report, size_t len, const uint8_t *certs,
 	struct bundle b __attribute__((cleanup(bundle_fini))) = {0};
 	if ((rc = bundle_load(certs, certs_len, &b, e)))
 		return rc;
-	return verify_parsed(report, &r, &b, trust, key, at, claims, e);
+	return verify_parsed(report, &r, &b, trust, crls, key, at, claims, e);
 }
 
 int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
@@ -1207,7 +1311,8 @@ int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t c
 	unsigned int n = 0;
 	if (trust && certs && certs_len)
 		EVP_Digest(certs, certs_len, key, &n, EVP_sha256(), NULL);
-	return verify_keyed(report, len, certs, certs_len, trust, n ? key : NULL, at, claims, e);
+	return verify_keyed(report, len, certs, certs_len, trust, NULL, n ? key : NULL, at, claims,
+	                    e);
 }
 
 /* ---- Trustee's JSON evidence ---- */
@@ -1515,7 +1620,7 @@ static int chain_key(const json_t *chain, const uint8_t *extra, size_t extra_len
 
 int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *chain,
                              const uint8_t *extra, size_t extra_len, const struct snp_trust *trust,
-                             time_t at, json_t **claims, struct err *e)
+                             const struct snp_crls *crls, time_t at, json_t **claims, struct err *e)
 {
 	uint8_t key[32];
 	int keyed = trust && chain_key(chain, extra, extra_len, key), rc;
@@ -1524,7 +1629,7 @@ int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *c
 	if (keyed && cache_get((struct snp_trust *)(uintptr_t)trust, key, &c)) {
 		rc = parse_for_verify(raw, SNP_REPORT_SIZE, &r, e);
 		if (rc == 0)
-			rc = verify_cached(raw, &r, &c, at, claims, e);
+			rc = verify_cached(raw, &r, &c, crls, at, claims, e);
 		entry_fini(&c);
 		return rc;
 	}
@@ -1535,7 +1640,7 @@ int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *c
 		rc = snp_certs_to_pem(extra, extra_len, &pem, e);
 	if (rc == 0)
 		rc = verify_keyed(raw, SNP_REPORT_SIZE, (const uint8_t *)pem.data, pem.len, trust,
-		                  keyed ? key : NULL, at, claims, e);
+		                  crls, keyed ? key : NULL, at, claims, e);
 	buf_fini(&pem);
 	return rc;
 }
@@ -1551,5 +1656,5 @@ int snp_verify_trustee_evidence(const json_t *ev, const uint8_t *extra, size_t e
 	if (rc)
 		return rc;
 	return snp_verify_trustee_chain(raw, json_object_get(ev, "cert_chain"), extra, extra_len,
-	                                trust, at, claims, e);
+	                                trust, NULL, at, claims, e);
 }

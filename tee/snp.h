@@ -91,9 +91,30 @@ struct snp_vek {
 	time_t not_before, not_after;
 };
 
-/* Extra trust anchors beyond AMD's built-in ones (the sim root).  Built
- * once, then read-only: safe to share between verifier threads. */
+/* Extra trust anchors beyond AMD's built-in ones (the sim root), and the
+ * cache of VEK chains that verified.  Anchors are added once, before the
+ * trust is shared; the cache has its own lock: safe to share between
+ * verifier threads. */
 struct snp_trust;
+
+/* Certificate revocation lists: AMD's ARK CRLs (KDS vcek/v1/{product}/crl,
+ * imported with `cocod collateral import`), or any list issued by an ASK.
+ * A list applies when its issuer is the ARK or the ASK/ASVK of the chain
+ * being verified: it must then be signed by that certificate, and none of
+ * the certificates that certificate issued may be on it (an ARK's list
+ * covers the ASK/ASVK and, as go-sev-guest checks, the ARK itself; an
+ * ASK's list covers the VCEK/VLEK).  Lists of other issuers (another
+ * product's ARK) are ignored.  A revoked certificate fails with the
+ * reason "ASK ... (serial ...) is revoked by the CRL of ARK-Milan since
+ * ...".  Revocations are applied whatever the list's nextUpdate: an entry
+ * never becomes valid again.  Filled on one thread, then read-only. */
+struct snp_crls;
+struct snp_crls *snp_crls_new(void);
+void snp_crls_free(struct snp_crls *c);
+/* Adds one CRL (DER or PEM). */
+int snp_crls_add(struct snp_crls *c, const uint8_t *data, size_t len, struct err *e);
+/* Number of lists held. */
+size_t snp_crls_count(const struct snp_crls *c);
 
 /* Parses a report of versions 2..5 into `out`, decoding the TCBs for the
  * generation given by CPUID (v3+), else guessed from CHIP_ID (Turin uses
@@ -144,11 +165,13 @@ int snp_verify_trustee_evidence(const json_t *evidence, const uint8_t *extra_cer
  * KBS parses it once): `chain` is the evidence's `cert_chain`.  With a
  * `trust`, a VEK chain that verified is remembered (keyed by the SHA-256
  * of the certificate input) and later reports signed by it skip only the
- * chain's signatures: validity at `at`, the report signature and the
- * TCB/CHIP_ID binding are checked every time. */
+ * chain's signatures: validity at `at`, revocation (`crls`, may be NULL),
+ * the report signature and the TCB/CHIP_ID binding are checked every
+ * time.  Safe to call from several threads with one `trust`. */
 int snp_verify_trustee_chain(const uint8_t raw[SNP_REPORT_SIZE], const json_t *chain,
                              const uint8_t *extra, size_t extra_len, const struct snp_trust *trust,
-                             time_t at, json_t **claims, struct err *e);
+                             const struct snp_crls *crls, time_t at, json_t **claims,
+                             struct err *e);
 
 /* Rebuilds the raw report from Trustee's `attestation_report` value (the
  * object-of-fields form, or raw bytes). */

@@ -20,7 +20,19 @@
  *   initdata_parses_the_subset           TOML strings of all four forms, digest
  *   kbs_session_and_nonce_rules          version, tee, single-use nonce, foreign
  *                                        nonce, expiry, report_data binding, full
- *                                        attest + resource with sim evidence */
+ *                                        attest + resource with sim evidence
+ *   kbs_attest_start_answers_from_the_thread_pool
+ *                                        with a real uv loop: the answer comes
+ *                                        later (never inline), a second attest
+ *                                        on the busy session is refused, eight
+ *                                        at once all succeed, a client gone
+ *                                        mid-verification gets no token and
+ *                                        leaves the session unattested (audit:
+ *                                        abandoned), kbs_free with one in flight
+ *                                        answers it 503 and frees afterwards
+ *   kbs_applies_an_imported_ark_crl      an amd_crl row in the collateral table
+ *                                        revoking the (test) ASK fails attest
+ *                                        with the revocation reason */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +59,7 @@
 #include "seal.h"
 #include "simsp.h"
 #include "store.h"
+#include "testchain.h"
 #include "util.h"
 
 #define assert_contains(hay, needle)                                                               \
@@ -580,6 +593,208 @@ static void kbs_session_and_nonce_rules(void **state)
 	rm_dir(dir);
 }
 
+/* A KBS on a fresh store whose sim chain is a testchain (fast: no
+ * RSA-4096), attesting on `loop`'s pool (NULL: inline). */
+struct bed {
+	char dir[64];
+	store *st;
+	policy *pol;
+	struct kbs *k;
+	seal *s;
+	struct simsp *sp;
+	struct testchain tc;
+	EVP_PKEY *pk;
+	json_t *jwk;
+};
+
+static void bed_up(struct bed *b, uv_loop_t *loop)
+{
+	struct sandbox_limits lim;
+	struct err e = {0};
+	struct kbs_opts o = {.sim = 1, .dev_mode = 1, .loop = loop};
+	b->st = temp_store(b->dir);
+	sandbox_default_limits(&lim);
+	testchain_make(&b->tc);
+	cleanup_free char *mk = xasprintf("%s/master.key", b->dir);
+	if (seal_open(mk, &b->s, &e) || seal_store_put(b->s, b->st, "sim-chain", b->tc.pem, b->tc.len, &e) ||
+	    simsp_load(b->tc.pem, b->tc.len, &b->sp, &e) || policy_new(b->st, NULL, &lim, &b->pol, &e) ||
+	    kbs_new(b->st, b->pol, NULL, b->dir, &o, &b->k, &e) ||
+	    kbsdb_resource_put(b->st, b->s, "default/key/app", "s3cret", 6, &e))
+		fail_msg("%s", e.msg);
+	b->pk = keygen("P-256");
+	b->jwk = jwe_jwk_public(b->pk, "ECDH-ES+A256KW");
+}
+
+static void bed_down(struct bed *b, int free_kbs)
+{
+	if (free_kbs)
+		kbs_free(b->k);
+	policy_free(b->pol);
+	store_close(b->st);
+	seal_free(b->s);
+	simsp_free(b->sp);
+	testchain_fini(&b->tc);
+	json_decref(b->jwk);
+	EVP_PKEY_free(b->pk);
+	rm_dir(b->dir);
+}
+
+/* auth, then an attest request with sim evidence bound to its nonce. */
+static json_t *bed_session(struct bed *b, char sid[33])
+{
+	const char *variant;
+	struct err e = {0};
+	json_t *ch, *areq = json_pack("{s:s, s:s, s:{}}", "version", "0.4.0", "tee", "snp", "extra-params");
+	uint8_t rd[64];
+	size_t rdlen;
+	assert_int_equal(kbs_auth(b->k, areq, time(NULL), sid, &ch, &variant, &e), 0);
+	const char *nonce = json_string_value(json_object_get(ch, "nonce"));
+	assert_int_equal(kbs_runtime_digest(nonce, b->jwk, "", 0, rd, &rdlen, &e), 0);
+	json_t *req = attest_req(nonce, b->jwk, sim_evidence(b->sp, rd, rdlen));
+	json_decref(ch);
+	json_decref(areq);
+	return req;
+}
+
+struct answer {
+	int calls, rc, gone;
+	char *token;
+	char msg[256];
+};
+
+static void on_answer(void *arg, int rc, char *token, const char *variant, const struct err *e)
+{
+	struct answer *a = arg;
+	a->calls++;
+	a->rc = rc;
+	a->token = token;
+	snprintf(a->msg, sizeof a->msg, "%s", rc ? e->msg : "");
+}
+
+static int answer_gone(void *arg)
+{
+	return ((struct answer *)arg)->gone;
+}
+
+static int audit_count(store *st, const char *like)
+{
+	sqlite3_stmt *q;
+	int n = -1;
+	sqlite3_prepare_v2(store_db(st), "SELECT count(*) FROM audit WHERE action = 'attest' AND detail LIKE ?1",
+			   -1, &q, NULL);
+	sqlite3_bind_text(q, 1, like, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW)
+		n = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	return n;
+}
+
+static void kbs_attest_start_answers_from_the_thread_pool(void **state)
+{
+	uv_loop_t loop;
+	struct bed b;
+	struct err e = {0};
+	const char *variant;
+	char sid[33], sids[8][33];
+	uv_loop_init(&loop);
+	bed_up(&b, &loop);
+	time_t now = time(NULL);
+	struct answer a = {0}, dup = {0}, many[8] = {{0}}, gone = {.gone = 1}, late = {0};
+	struct kbs_attest_cb cb = {answer_gone, on_answer, &a};
+	json_t *req = bed_session(&b, sid);
+	assert_int_equal(kbs_attest_start(b.k, sid, req, now, &cb, &variant, &e), 0);
+	assert_int_equal(a.calls, 0); /* on the pool, not inline */
+	cb.arg = &dup;
+	assert_int_equal(kbs_attest_start(b.k, sid, req, now, &cb, &variant, &e), ERR_UNAUTHORIZED);
+	assert_contains(e.msg, "already in progress");
+	assert_int_equal(dup.calls, 0);
+	json_t *jwe = NULL;
+	assert_int_equal(kbs_resource(b.k, sid, NULL, "default/key/app", now, &jwe, &variant, &e), ERR_UNAUTHORIZED);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(a.calls, 1);
+	if (a.rc)
+		fail_msg("%s", a.msg);
+	assert_non_null(a.token);
+	assert_int_equal(kbs_resource(b.k, sid, NULL, "default/key/app", now, &jwe, &variant, &e), 0);
+	json_decref(jwe);
+	free(a.token);
+	json_decref(req);
+
+	/* eight at once, on several pool threads sharing the trust's cache */
+	json_t *reqs[8];
+	for (int i = 0; i < 8; i++) {
+		reqs[i] = bed_session(&b, sids[i]);
+		struct kbs_attest_cb c = {answer_gone, on_answer, &many[i]};
+		assert_int_equal(kbs_attest_start(b.k, sids[i], reqs[i], now, &c, &variant, &e), 0);
+	}
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	for (int i = 0; i < 8; i++) {
+		assert_int_equal(many[i].calls, 1);
+		if (many[i].rc)
+			fail_msg("%d: %s", i, many[i].msg);
+		free(many[i].token);
+		json_decref(reqs[i]);
+	}
+
+	/* the client leaves while its evidence is verified */
+	req = bed_session(&b, sid);
+	cb.arg = &gone;
+	assert_int_equal(kbs_attest_start(b.k, sid, req, now, &cb, &variant, &e), 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(gone.calls, 1);
+	assert_int_equal(gone.rc, ERR_UNAVAILABLE);
+	assert_null(gone.token);
+	assert_contains(gone.msg, "went away");
+	assert_int_equal(kbs_resource(b.k, sid, NULL, "default/key/app", now, &jwe, &variant, &e), ERR_UNAUTHORIZED);
+	assert_string_equal(variant, "TokenNotFound");
+	assert_int_equal(audit_count(b.st, "verdict=abandoned%"), 1);
+	assert_int_equal(audit_count(b.st, "verdict=issued%"), 9);
+	json_decref(req);
+
+	/* freed with one in flight: answered 503 without the store, then freed */
+	req = bed_session(&b, sid);
+	cb.arg = &late;
+	assert_int_equal(kbs_attest_start(b.k, sid, req, now, &cb, &variant, &e), 0);
+	kbs_free(b.k);
+	assert_int_equal(late.calls, 0);
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(late.calls, 1);
+	assert_int_equal(late.rc, ERR_UNAVAILABLE);
+	assert_contains(late.msg, "shutting down");
+	json_decref(req);
+	bed_down(&b, 0);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void kbs_applies_an_imported_ark_crl(void **state)
+{
+	struct bed b;
+	struct err e = {0};
+	const char *variant;
+	char sid[33], *token = NULL;
+	bed_up(&b, NULL);
+	json_t *req = bed_session(&b, sid);
+	if (kbs_attest(b.k, sid, req, time(NULL), &token, &variant, &e)) /* the chain is good */
+		fail_msg("%s", e.msg);
+	free(token);
+	json_decref(req);
+	size_t n;
+	uint8_t *crl = testchain_crl(b.tc.ark, b.tc.ark_key, 2, &n);
+	sqlite3_stmt *q;
+	sqlite3_prepare_v2(store_db(b.st), "INSERT INTO collateral (sha256, kind, lookup, not_before, not_after, "
+			   "summary, source, imported, data) VALUES ('x', 'amd_crl', 'cocod-sim', 0, 0, '', 'test', '', ?1)",
+			   -1, &q, NULL);
+	sqlite3_bind_blob(q, 1, crl, (int)n, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	OPENSSL_free(crl);
+	req = bed_session(&b, sid);
+	assert_int_equal(kbs_attest(b.k, sid, req, time(NULL), &token, &variant, &e), ERR_UNAUTHORIZED);
+	assert_contains(e.msg, "SNP evidence: ASK certificate (serial 02) is revoked by the CRL of ARK-cocod-sim");
+	json_decref(req);
+	bed_down(&b, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -596,6 +811,8 @@ int main(void)
 		cmocka_unit_test(seal_master_key_file_rules),
 		cmocka_unit_test(initdata_parses_the_subset),
 		cmocka_unit_test(kbs_session_and_nonce_rules),
+		cmocka_unit_test(kbs_attest_start_answers_from_the_thread_pool),
+		cmocka_unit_test(kbs_applies_an_imported_ark_crl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,6 +29,14 @@
  *                                                    skips only the chain's
  *                                                    signatures; failures are
  *                                                    not cached
+ *   crls_revoke_the_ask_or_the_vcek_with_a_clear_reason
+ *                                                    CRLs made here with OpenSSL
+ *                                                    (no AMD CRL vector exists):
+ *                                                    ARK's list revokes the ASK,
+ *                                                    ASK's list the VCEK, also
+ *                                                    on a cached chain; a forged
+ *                                                    list fails, a foreign one
+ *                                                    is ignored
  *   cli_* : exit codes 0/1/2, claims and reasons on stdout, --json, tdx
  *
  * Expected values come from shared/vectors/README.md and KAT.json (computed
@@ -48,8 +56,10 @@
 #include <jansson.h>
 
 #include "evidence.h"
+#include "simsp.h"
 #include "snp.h"
 #include "snp_roots.h"
+#include "testchain.h"
 #include "util.h"
 
 #define DATA          "tests/data/snp/"
@@ -958,6 +968,85 @@ static void cached_chain_still_checks_time_signature_and_binding(void **state)
 	snp_trust_free(t);
 }
 
+/* snp_verify_trustee_chain of `raw` with one CRL (NULL: none). */
+static int verify_with_crl(const uint8_t *raw, const json_t *chain, const struct snp_trust *t,
+                           const uint8_t *crl, size_t crl_len, struct err *e)
+{
+	struct snp_crls *c = snp_crls_new();
+	if (crl && snp_crls_add(c, crl, crl_len, e))
+		fail_msg("%s", e->msg);
+	int rc = snp_verify_trustee_chain(raw, chain, NULL, 0, t, crl ? c : NULL, time(NULL), NULL, e);
+	snp_crls_free(c);
+	return rc;
+}
+
+static void crls_revoke_the_ask_or_the_vcek_with_a_clear_reason(void **state)
+{
+	struct testchain tc;
+	struct simsp *sp;
+	struct err e = {0};
+	testchain_make(&tc);
+	if (simsp_load(tc.pem, tc.len, &sp, &e))
+		fail_msg("%s", e.msg);
+	struct snp_trust *t = snp_trust_new();
+	assert_int_equal(simsp_trust(sp, t, &e), 0);
+	uint8_t rd[64] = {1}, raw[SNP_REPORT_SIZE];
+	assert_int_equal(simsp_report(sp, rd, NULL, NULL, 0x30000, raw, &e), 0);
+	char *vcek = simsp_vcek_pem(sp);
+	json_t *chain = json_pack("[{s:s, s:s}]", "cert_type", "VCEK", "data", vcek);
+	size_t n;
+	uint8_t *other = testchain_crl(tc.ark, tc.ark_key, 99, &n); /* lists someone else */
+	if (verify_with_crl(raw, chain, t, other, n, &e)) /* verified and now cached */
+		fail_msg("%s", e.msg);
+	OPENSSL_free(other);
+	uint8_t *ask = testchain_crl(tc.ark, tc.ark_key, 2, &n);
+	struct snp_trust *fresh = snp_trust_new(); /* nothing cached */
+	assert_int_equal(simsp_trust(sp, fresh, &e), 0);
+	for (int i = 0; i < 2; i++) { /* the cached chain, then an uncached one */
+		assert_int_equal(verify_with_crl(raw, chain, i ? fresh : t, ask, n, &e), ERR_UNAUTHORIZED);
+		assert_contains(e.msg, "ASK certificate (serial 02) is revoked by the CRL of ARK-cocod-sim since");
+	}
+	snp_trust_free(fresh);
+	/* PEM is accepted too */
+	X509_CRL *x = d2i_X509_CRL(NULL, &(const unsigned char *){ask}, (long)n);
+	BIO *b = BIO_new(BIO_s_mem());
+	PEM_write_bio_X509_CRL(b, x);
+	char *pem;
+	long pl = BIO_get_mem_data(b, &pem);
+	assert_int_equal(verify_with_crl(raw, chain, t, (const uint8_t *)pem, (size_t)pl, &e), ERR_UNAUTHORIZED);
+	assert_contains(e.msg, "is revoked");
+	BIO_free(b);
+	X509_CRL_free(x);
+	OPENSSL_free(ask);
+	uint8_t *vc = testchain_crl(tc.ask, tc.ask_key, 3, &n);
+	assert_int_equal(verify_with_crl(raw, chain, t, vc, n, &e), ERR_UNAUTHORIZED);
+	assert_contains(e.msg, "VCEK certificate (serial 03) is revoked by the CRL of SEV-cocod-sim");
+	OPENSSL_free(vc);
+	/* in the ARK's name but signed by another key: refused, not ignored */
+	uint8_t *forged = testchain_crl(tc.ark, tc.ask_key, 99, &n);
+	assert_int_equal(verify_with_crl(raw, chain, t, forged, n, &e), ERR_UNAUTHORIZED);
+	assert_contains(e.msg, "a CRL in the name of ARK-cocod-sim does not verify");
+	OPENSSL_free(forged);
+	/* another product's ARK: not this chain's business */
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *milan = tc_issue("ARK-Milan", k, NULL, k, 2, 1);
+	uint8_t *foreign = testchain_crl(milan, k, 2, &n);
+	if (verify_with_crl(raw, chain, t, foreign, n, &e))
+		fail_msg("%s", e.msg);
+	OPENSSL_free(foreign);
+	X509_free(milan);
+	EVP_PKEY_free(k);
+	struct snp_crls *c = snp_crls_new();
+	assert_int_equal(snp_crls_add(c, (const uint8_t *)"garbage", 7, &e), ERR_INVALID);
+	assert_int_equal(snp_crls_count(c), 0);
+	snp_crls_free(c);
+	json_decref(chain);
+	free(vcek);
+	snp_trust_free(t);
+	simsp_free(sp);
+	testchain_fini(&tc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,6 +1084,7 @@ int main(void)
 	    cmocka_unit_test(cli_usage_errors_and_tdx_dispatch),
 	    cmocka_unit_test(rfc3339_times_parse),
 	    cmocka_unit_test(cached_chain_still_checks_time_signature_and_binding),
+	    cmocka_unit_test(crls_revoke_the_ask_or_the_vcek_with_a_clear_reason),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
