@@ -9,9 +9,12 @@ DESTDIR ?=
 BUILD ?= build
 
 CC ?= cc
-PKGS := libuv openssl sqlite3 lua5.4 libvirt jansson jose yaml-0.1 zlib
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKGS := libuv openssl sqlite3 lua5.4 jansson jose yaml-0.1 zlib
+# libvirt: headers only; tee/launcher.c loads libvirt.so.0 with dlopen so
+# that the guest kit (this same binary) does not carry its dependencies.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libvirt)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
+VIRT_LIBS := $(shell pkg-config --libs libvirt)
 # Debian's http-parser ships no .pc file; use it when present, else -l.
 HTTP_PARSER_LIBS := $(shell pkg-config --libs http-parser 2>/dev/null || echo -lhttp_parser)
 
@@ -79,7 +82,7 @@ $(BUILD)/gen/policies.o: $(BUILD)/gen/policies.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcocod.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcocod.a $(LIBS) -lcmocka
+	$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/libcocod.a $(LIBS) $(VIRT_LIBS) -lcmocka
 
 unit: $(UNIT_BINS) $(BUILD)/cocod
 

@@ -47,7 +47,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COCOD = os.path.join(ROOT, "build", "cocod")
+COCOD = os.path.join(ROOT, "build", "cocod")  # --build DIR points both elsewhere
 KIT = os.path.join(ROOT, "build", "kit")
 PODS = "/api/v1/namespaces/default/pods"
 MARK = "COCOD-BARE-INIT-REACHED"
@@ -385,12 +385,12 @@ PHASES = [
                    "vCPUs resumed"),
     ("boot ~", "vCPUs -> /init: firmware, kernel, initramfs unpack (estimated with "
                "the bare boot's guest uptime at /init)"),
-    ("agent ready ~", "/init -> agent 'ready': initramfs copied to tmpfs, switch_root, "
+    ("agent ready ~", "/init -> agent 'ready': root bind-moved (no copy), mounts, "
                       "modules, virtio port (guest boot_ms minus that estimate)"),
     ("sandbox", "'ready' -> Pulling event: create_sandbox round trip"),
     ("image unpack", "Pulling -> Pulled event: layers sent over virtio-serial, digests "
                      "checked, unpacked (guest's own unpack time below)"),
-    ("container start", "Pulled -> Started event: OCI config, crun create + start"),
+    ("container start", "Pulled -> Started event: OCI config, overlay, crun run --detach"),
     ("report", "Started event -> running seen on the watch"),
 ]
 
@@ -426,12 +426,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--settle", type=float, default=float(os.environ.get("SETTLE", "10")),
                     help="seconds an idle pod VM runs before its RSS is read")
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"),
+                    help="build directory holding cocod and kit/ (default build, or $BUILD)")
     a = ap.parse_args()
+    global COCOD, KIT
+    COCOD = os.path.join(ROOT, a.build, "cocod")
+    KIT = os.path.join(ROOT, a.build, "kit")
     if a.rounds < 1:
         die("rounds must be at least 1")
     for f in ("vmlinuz", "initramfs.img", "kit.json"):
         if not os.path.exists(os.path.join(KIT, f)):
-            die(f"no build/kit/{f}: run `make kit`")
+            die(f"no {KIT}/{f}: run `make BUILD={a.build} kit`")
     with open(os.path.join(KIT, "kit.json")) as f:
         kit = json.load(f)
     append = bare_cmdline(kit["cmdline"])

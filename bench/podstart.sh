@@ -8,10 +8,12 @@
 # phase breakdown (admit, schedule, define, boot, agent ready, image unpack,
 # container start) and the host RSS of one idle pod VM.
 #   bench/podstart.sh [rounds, default 3]
+#   BUILD=build/x bench/podstart.sh   (benchmarks build/x/cocod and build/x/kit)
 # The measuring is done by bench/podstart.py (standard library only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
-make -s -j2 all >/dev/null
-make -s kit >/dev/null
-exec python3 bench/podstart.py --rounds "$rounds"
+build=${BUILD:-build}
+make -s -j2 BUILD="$build" all >/dev/null
+make -s BUILD="$build" kit >/dev/null
+exec python3 bench/podstart.py --rounds "$rounds" --build "$build"

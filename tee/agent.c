@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -24,7 +25,6 @@
 #include "frame.h"
 #include "gctr.h"
 #include "gimage.h"
-#include "gproc.h"
 #include "log.h"
 #include "util.h"
 
@@ -51,6 +51,7 @@ struct agent {
 	struct gctr_set *ctrs;
 	char *hostname; /* set by create_sandbox */
 	int power_off;
+	const struct frame_msg *msg; /* the request being handled (its payload) */
 };
 
 /* ---- outgoing frames ---- */
@@ -115,8 +116,8 @@ static void send_ready(struct agent *a)
 		fclose(f);
 	}
 	uname(&u);
-	json_t *b = json_pack("{s:s, s:s, s:I}", "version", COCOD_VERSION, "kernel", u.release,
-			      "boot_ms", (json_int_t)(up * 1000));
+	json_t *b = json_pack("{s:s, s:s, s:I, s:[s]}", "version", COCOD_VERSION, "kernel",
+			      u.release, "boot_ms", (json_int_t)(up * 1000), "features", "payload");
 	queue_frame(a, 0, "ready", b, 1);
 	json_decref(b);
 	log_info("agent", "host connected, ready sent boot_ms=%lld", (long long)(up * 1000));
@@ -188,7 +189,7 @@ static int on_image_begin(struct agent *a, json_t *body, json_t *reply, struct e
 
 static int on_blob_chunk(struct agent *a, json_t *body, json_t *reply, struct err *e)
 {
-	return gimage_chunk(a->images, body, e);
+	return gimage_chunk(a->images, body, a->msg->payload, a->msg->payload_len, e);
 }
 
 static int on_create_container(struct agent *a, json_t *body, json_t *reply, struct err *e)
@@ -239,11 +240,12 @@ static int on_exec(struct agent *a, json_t *body, json_t *reply, struct err *e)
 static const struct {
 	const char *type;
 	handler_fn *fn;
+	int payload; /* takes a frame payload */
 } handlers[] = {
-	{"create_sandbox", on_create_sandbox},   {"image_begin", on_image_begin},
-	{"blob_chunk", on_blob_chunk},           {"create_container", on_create_container},
-	{"start_container", on_start_container}, {"signal", on_signal},
-	{"destroy_sandbox", on_destroy_sandbox}, {"exec", on_exec},
+	{"create_sandbox", on_create_sandbox, 0},   {"image_begin", on_image_begin, 0},
+	{"blob_chunk", on_blob_chunk, 1},           {"create_container", on_create_container, 0},
+	{"start_container", on_start_container, 0}, {"signal", on_signal, 0},
+	{"destroy_sandbox", on_destroy_sandbox, 0}, {"exec", on_exec, 0},
 };
 
 static void handle(struct agent *a, struct frame_msg *m)
@@ -251,12 +253,19 @@ static void handle(struct agent *a, struct frame_msg *m)
 	struct err e = {0};
 	json_t *reply = json_pack("{s:b}", "ok", 1);
 	handler_fn *fn = NULL;
+	int payload_ok = 0;
 	for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++)
-		if (!strcmp(handlers[i].type, m->type))
+		if (!strcmp(handlers[i].type, m->type)) {
 			fn = handlers[i].fn;
+			payload_ok = handlers[i].payload;
+		}
+	a->msg = m;
 	int rc = m->id == 0 ? err_set(&e, ERR_INVALID, "requests need a non-zero id")
 		 : !fn      ? err_set(&e, ERR_INVALID, "unknown request type %.64s", m->type)
-			    : fn(a, m->body, reply, &e);
+		 : m->payload && !payload_ok
+			? err_set(&e, ERR_INVALID, "%s takes no payload", m->type)
+			: fn(a, m->body, reply, &e);
+	a->msg = NULL;
 	if (rc < 0) {
 		json_decref(reply);
 		reply = json_pack("{s:b, s:s}", "ok", 0, "error", e.msg);
@@ -419,34 +428,28 @@ static void mnt(const char *src, const char *dst, const char *type, const char *
 		log_error("agent", "mount %s on %s: %s", type, dst, strerror(errno));
 }
 
-/* Stage 1: the initramfs cannot be pivoted away from, so copy it into a
- * tmpfs and let busybox switch_root (which also frees the old files) exec
- * stage 2 from there. */
-static int stage1(void)
+/* Stage 1: the initramfs (rootfs) is the root of the mount tree, and
+ * pivot_root(2) refuses to move that (EINVAL), so crun could not pivot into
+ * a container's root.  switch_root's way out without its copy of every
+ * file: bind-mount rootfs onto a directory of itself, move that mount over
+ * "/" and chroot into it.  Our root is then an ordinary mount whose parent
+ * is rootfs, which pivot_root accepts in the containers' mount namespaces,
+ * exactly as after `switch_root` into a tmpfs copy; the files stay where
+ * the kernel unpacked them (no second copy in guest memory, no time spent
+ * copying).  Returns 0, or -1 with `why` set (logged once the console is
+ * up: the kernel gives /init no descriptors when the initramfs has no
+ * /dev/console). */
+static int stage1(const char **why)
 {
-	mnt("devtmpfs", "/dev", "devtmpfs", NULL);
-	console();
-	mnt("tmpfs", "/newroot", "tmpfs", "mode=0755");
-	const char *argv[64] = {"/bin/busybox", "cp", "-a"};
-	int n = 3;
-	DIR *d = opendir("/");
-	struct dirent *de;
-	while (d && (de = readdir(d)) && n < 60) {
-		const char *s = de->d_name;
-		if (strcmp(s, ".") && strcmp(s, "..") && strcmp(s, "newroot") && strcmp(s, "dev") &&
-		    strcmp(s, "proc") && strcmp(s, "sys"))
-			argv[n++] = xasprintf("/%s", s);
-	}
-	argv[n++] = "/newroot/";
-	argv[n] = NULL;
-	if (gproc_run(argv, -1, 1, 2) != 0)
-		log_error("agent", "copying the initramfs to tmpfs failed");
-	mkdir("/newroot/dev", 0755);
-	umount2("/dev", MNT_DETACH);
-	const char *sw[] = {"switch_root", "/newroot", "/bin/cocod", "agent", "--stage2", NULL};
-	execv("/bin/busybox", (char *const *)(uintptr_t)sw);
-	log_error("agent", "switch_root: %s", strerror(errno));
-	return 1;
+	mkdir("/newroot", 0755);
+	if (mount("/", "/newroot", NULL, MS_BIND, NULL) < 0)
+		return *why = "bind-mounting / on /newroot", -1;
+	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+		return *why = "moving /newroot over /", -1;
+	if (chroot(".") < 0 || chdir("/") < 0)
+		return *why = "chroot into the moved root", -1;
+	rmdir("/newroot"); /* the mount point, now an empty directory again */
+	return 0;
 }
 
 static void load_modules(void)
@@ -466,6 +469,7 @@ static void load_modules(void)
 	}
 }
 
+/* Stage 2: the file systems, the console and the modules. */
 static void stage2(void)
 {
 	mnt("proc", "/proc", "proc", NULL);
@@ -511,6 +515,23 @@ static int open_port(void)
 	return -1;
 }
 
+/* jansson seeds its hash function on first use from /dev/urandom.  Early
+ * in a VM's life the kernel's CRNG is not initialised yet, and Linux 6.x
+ * then runs its jitter-entropy generator inside that read: about a second
+ * under TCG, before the agent could say `ready`.  A hash seed only needs
+ * to be unpredictable enough to keep colliding keys from degrading lookups
+ * (and only a host that can kill this VM anyway sends us JSON), so it is
+ * taken from getrandom(GRND_INSECURE), which never waits.  Must run before
+ * the first json_t is made. */
+static void seed_json(void)
+{
+	uint32_t seed = 0;
+	if (getrandom(&seed, sizeof seed, GRND_INSECURE) != (ssize_t)sizeof seed &&
+	    getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+		seed = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
+	json_object_seed(seed ? seed : 1); /* 0 would mean "read /dev/urandom" */
+}
+
 static int setup_signals(void)
 {
 	sigset_t set;
@@ -524,21 +545,22 @@ static int setup_signals(void)
 int agent_main(int argc, char **argv)
 {
 	const char *port_path = NULL;
-	int stage2_flag = 0;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--stage2"))
-			stage2_flag = 1;
-		else if (!strcmp(argv[i], "--port") && i + 1 < argc)
+		if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port_path = argv[++i];
 		else {
 			fprintf(stderr, "usage: cocod agent [--port DEVICE]\n");
 			return 2;
 		}
 	}
-	if (getpid() == 1 && !stage2_flag)
-		return stage1();
-	if (getpid() == 1)
+	seed_json();
+	if (getpid() == 1) {
+		const char *why = NULL;
+		int err1 = stage1(&why) < 0 ? errno : 0;
 		stage2();
+		if (why)
+			log_error("agent", "%s: %s (containers cannot pivot_root)", why, strerror(err1));
+	}
 	struct agent a = {.host = HOST_WAIT};
 	a.sigfd = setup_signals();
 	a.port = port_path ? open(port_path, O_RDWR | O_NONBLOCK | O_CLOEXEC) : open_port();

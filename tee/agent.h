@@ -1,6 +1,7 @@
 /* agent: `cocod agent`, PID 1 of every pod VM.  Brings the guest up
- * (mounts, kernel modules, a tmpfs root it switches into so crun can
- * pivot_root), finds the virtio-serial port `io.cocod.agent`, and serves
+ * (its root: the initramfs bind-mounted and moved over itself so crun can
+ * pivot_root; mounts, kernel modules), finds the virtio-serial port
+ * `io.cocod.agent`, and serves
  * docs/agent-protocol.md on it: images (gimage), containers (gctr),
  * emptyDir volumes in guest memory, signals and power-off.
  *

@@ -48,6 +48,7 @@ struct agentconn {
 	uint64_t connect_deadline, retry_at, flood_limit;
 	uint64_t window_start, window_bytes;
 	int connected, closing, handles;
+	unsigned features; /* AGENTCONN_F_*, from the guest's `ready` */
 	int64_t next_id;
 	struct pending *pending;
 	struct frame_reader rd;
@@ -223,13 +224,38 @@ int64_t agentconn_parse_time(const char *s)
 
 /* ---- events ---- */
 
+/* `features`: optional, at most 16 names of at most 64 bytes; the ones
+ * this host knows become AGENTCONN_F_* bits, others are ignored (a newer
+ * guest may offer more). */
+static int ready_features(const json_t *b, unsigned *out, struct err *e)
+{
+	const json_t *f = json_object_get(b, "features"), *v;
+	size_t i;
+	*out = 0;
+	if (!f)
+		return 0;
+	if (!json_is_array(f) || json_array_size(f) > 16)
+		return err_set(e, ERR_INVALID,
+		               "ready: features must be an array of at most 16 names");
+	json_array_foreach(f, i, v)
+	{
+		if (!json_is_string(v) || json_string_length(v) > 64)
+			return err_set(e, ERR_INVALID, "ready: features[%zu] is not a short string",
+			               i);
+		if (!strcmp(json_string_value(v), "payload"))
+			*out |= AGENTCONN_F_PAYLOAD;
+	}
+	return 0;
+}
+
 static int ev_ready(agentconn *c, const json_t *b, struct err *e)
 {
 	const char *version, *kernel;
 	int64_t boot_ms;
 	if (get_str(b, "version", 256, 0, &version, e) ||
 	    get_str(b, "kernel", 256, 0, &kernel, e) ||
-	    get_int(b, "boot_ms", 0, INT64_C(1) << 40, 0, &boot_ms, e))
+	    get_int(b, "boot_ms", 0, INT64_C(1) << 40, 0, &boot_ms, e) ||
+	    ready_features(b, &c->features, e))
 		return e->code;
 	if (c->h.ready)
 		c->h.ready(c->h.ud, version ? version : "", kernel ? kernel : "", boot_ms);
@@ -368,7 +394,9 @@ static void consume(agentconn *c)
 		}
 		if (rc == 0)
 			return;
-		rc = dispatch(c, &m, &e);
+		rc = m.payload
+		         ? err_set(&e, ERR_INVALID, "%.64s: the guest sends no payloads", m.type)
+		         : dispatch(c, &m, &e);
 		frame_msg_fini(&m);
 		if (rc < 0) {
 			fail(c, "hostile guest: agent channel: %s", e.msg);
@@ -537,13 +565,22 @@ static void on_written(uv_write_t *w, int status)
 int agentconn_request(agentconn *c, const char *type, const json_t *body, uint64_t timeout_ms,
                       agentconn_reply_fn cb, void *arg, struct err *e)
 {
+	return agentconn_request_payload(c, type, body, NULL, 0, timeout_ms, cb, arg, e);
+}
+
+int agentconn_request_payload(agentconn *c, const char *type, const json_t *body,
+                              const void *payload, size_t len, uint64_t timeout_ms,
+                              agentconn_reply_fn cb, void *arg, struct err *e)
+{
 	if (!agentconn_connected(c))
 		return err_set(e, ERR_UNAVAILABLE, "agent channel not connected");
+	if (payload && !(c->features & AGENTCONN_F_PAYLOAD))
+		return err_set(e, ERR_UNAVAILABLE, "%s: this guest takes no frame payloads", type);
 	struct buf b;
 	buf_init(&b);
 	int64_t id = c->next_id;
 	json_t *empty = body ? NULL : json_object(); /* frame_encode(NULL) leaks its {} */
-	int rc = frame_encode(&b, id, type, body ? body : empty, e);
+	int rc = frame_encode_payload(&b, id, type, body ? body : empty, payload, len, e);
 	json_decref(empty);
 	if (rc) {
 		buf_fini(&b);
@@ -571,6 +608,11 @@ int agentconn_request(agentconn *c, const char *type, const json_t *body, uint64
 int agentconn_connected(const agentconn *c)
 {
 	return c && c->connected && !c->closing;
+}
+
+int agentconn_has(const agentconn *c, unsigned feature)
+{
+	return agentconn_connected(c) && (c->features & feature) == feature;
 }
 
 size_t agentconn_write_queue(const agentconn *c)

@@ -66,8 +66,20 @@ typedef void (*agentconn_reply_fn)(void *arg, const json_t *body, const struct e
 int agentconn_request(agentconn *c, const char *type, const json_t *body, uint64_t timeout_ms,
                       agentconn_reply_fn cb, void *arg, struct err *e);
 
+/* Sends `type` with `body` and `len` raw payload bytes after it (frame
+ * payload, docs/agent-protocol.md).  ERR_UNAVAILABLE also when the guest's
+ * `ready` did not offer the "payload" feature (see agentconn_has). */
+int agentconn_request_payload(agentconn *c, const char *type, const json_t *body,
+                              const void *payload, size_t len, uint64_t timeout_ms,
+                              agentconn_reply_fn cb, void *arg, struct err *e);
+
 /* 1 once connected (and not closed). */
 int agentconn_connected(const agentconn *c);
+
+/* Features a guest offers in its `ready` (unknown names are ignored). */
+#define AGENTCONN_F_PAYLOAD 1u /* "payload": requests may carry frame payloads */
+/* 1 when connected and the guest's last `ready` offered every `feature`. */
+int agentconn_has(const agentconn *c, unsigned feature);
 /* Bytes queued for the guest and not yet written (backpressure). */
 size_t agentconn_write_queue(const agentconn *c);
 

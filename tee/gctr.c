@@ -317,20 +317,21 @@ int gctr_start(struct gctr_set *s, const char *name, pid_t *pid, struct err *e)
 	int out[2], errp[2];
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)
 		return err_set(e, ERR_IO, "pipe: %s", strerror(errno));
+	/* `crun run --detach` is `crun create` plus `crun start` in one
+	 * process: one exec of crun less (~0.1 s under TCG).  crun runs with a
+	 * fixed layout (gproc.h: TCG translates it once); the container's
+	 * process gets randomization back from the config's personality. */
 	char *pidfile = xasprintf("%s/pid", c->dir);
-	const char *create[] = {s->crun, "create", "--bundle", c->dir, "--pid-file", pidfile,
-				name, NULL};
-	const char *start[] = {s->crun, "start", name, NULL};
-	int st = gproc_run(create, -1, out[1], errp[1]);
+	const char *run[] = {s->crun, "run", "--detach", "--bundle", c->dir, "--pid-file", pidfile,
+			     name, NULL};
+	int st = gproc_run_fixed_layout(run, -1, out[1], errp[1]);
 	free(pidfile);
 	close(out[1]);
 	close(errp[1]);
 	c->fd[0] = out[0];
 	c->fd[1] = errp[0];
 	if (st != 0 || (c->pid = read_pid(c->dir)) <= 0)
-		return start_error(s, c, "create", e);
-	if (gproc_run(start, -1, 2, 2) != 0)
-		return start_error(s, c, "start", e);
+		return start_error(s, c, "run", e);
 	fcntl(c->fd[0], F_SETFL, O_NONBLOCK);
 	fcntl(c->fd[1], F_SETFL, O_NONBLOCK);
 	c->state = C_RUNNING;

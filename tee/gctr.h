@@ -2,9 +2,10 @@
  * container gets a bundle under the state directory: config.json from
  * ocispec_build and a root file system that is an overlay (upper layer in
  * guest memory) on the image's unpacked root, or a copy when overlayfs is
- * missing.  `crun create` runs with stdout/stderr on pipes the agent owns,
- * `crun start` releases it; the container's init is then re-parented to
- * the agent (PID 1), which reaps it and reads its exit status.  Output is
+ * missing.  `crun run --detach` (create and start in one crun process)
+ * runs with stdout/stderr on pipes the agent owns; the container's init is
+ * then re-parented to the agent (PID 1), which reaps it and reads its exit
+ * status.  Output is
  * forwarded as `log` events (at most 64 KiB each) and `container_exited`
  * is sent once the process has exited and both pipes are drained. */
 #ifndef COCOD_GCTR_H

@@ -6,14 +6,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
-#include "gproc.h"
 #include "log.h"
 #include "tar.h"
 #include "util.h"
@@ -203,55 +201,29 @@ static json_t *missing_layers(struct gimage_store *s, const struct image *im)
 int gimage_gunzip(const void *in, size_t len, size_t cap, char **out, size_t *outlen,
 		  struct err *e)
 {
-	int ip[2], op[2];
-	if (pipe2(ip, O_CLOEXEC) < 0)
-		return err_set(e, ERR_IO, "pipe: %s", strerror(errno));
-	if (pipe2(op, O_CLOEXEC) < 0) {
-		close(ip[0]);
-		close(ip[1]);
-		return err_set(e, ERR_IO, "pipe: %s", strerror(errno));
-	}
-	pid_t w = fork();
-	if (w == 0) { /* writer: feeds the compressed bytes */
-		signal(SIGPIPE, SIG_DFL);
-		for (size_t off = 0; off < len;) {
-			ssize_t n = write(ip[1], (const char *)in + off, len - off);
-			if (n <= 0)
-				_exit(1);
-			off += (size_t)n;
-		}
-		_exit(0);
-	}
-	const char *const argv[] = {"/bin/busybox", "gzip", "-dc", NULL};
-	pid_t g = gproc_spawn(argv, ip[0], op[1], -1);
-	close(ip[0]);
-	close(ip[1]);
-	close(op[1]);
+	enum { STEP = 256 << 10 };
+	if (len > UINT32_MAX)
+		return err_set(e, ERR_TOO_LARGE, "layer: more than 4 GiB compressed");
+	z_stream z = {.next_in = (Bytef *)(uintptr_t)in, .avail_in = (uInt)len};
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) /* 16 + : the gzip wrapper */
+		return err_set(e, ERR_INTERNAL, "layer: zlib: %s", z.msg ? z.msg : "init failed");
 	struct buf b;
 	buf_init(&b);
-	char tmp[65536];
-	ssize_t n;
-	int over = 0;
-	while (!over && (n = read(op[0], tmp, sizeof tmp)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		buf_add(&b, tmp, (size_t)n);
-		over = b.len > cap;
+	int rc = Z_OK;
+	while (rc == Z_OK && b.len <= cap) {
+		buf_reserve(&b, STEP);
+		z.next_out = (Bytef *)b.data + b.len;
+		z.avail_out = STEP;
+		rc = inflate(&z, Z_NO_FLUSH);
+		b.len += STEP - z.avail_out;
+		/* gzip allows members back to back (RFC 1952 2.2), as gzip -d does */
+		if (rc == Z_STREAM_END && z.avail_in >= 2 && z.next_in[0] == 0x1f &&
+		    z.next_in[1] == 0x8b && inflateReset(&z) == Z_OK)
+			rc = Z_OK;
 	}
-	close(op[0]);
-	int ws = 0, gs = 0;
-	if (over && g > 0)
-		kill(g, SIGKILL);
-	if (w > 0) {
-		if (over)
-			kill(w, SIGKILL);
-		gproc_wait(w, &ws);
-	}
-	if (g > 0)
-		gproc_wait(g, &gs);
-	if (over || g < 0 || !WIFEXITED(gs) || WEXITSTATUS(gs) != 0) {
+	int over = b.len > cap, ended = rc == Z_STREAM_END && z.avail_in == 0;
+	inflateEnd(&z);
+	if (over || !ended) {
 		buf_fini(&b);
 		return over ? err_set(e, ERR_TOO_LARGE, "layer: more than %zu bytes uncompressed", cap)
 			    : err_set(e, ERR_INVALID, "layer: not valid gzip");
@@ -444,15 +416,20 @@ static int finish_blob(struct gimage_store *s, struct blob *b, struct err *e)
 	return unpack_ready(s, e);
 }
 
-int gimage_chunk(struct gimage_store *s, const json_t *body, struct err *e)
+int gimage_chunk(struct gimage_store *s, const json_t *body, const void *raw, size_t rawlen,
+		 struct err *e)
 {
-	const char *digest, *data;
+	const char *digest, *data = NULL;
 	json_int_t offset;
 	int last = 0;
 	json_error_t je;
-	if (json_unpack_ex((json_t *)(uintptr_t)body, &je, 0, "{s:s, s:I, s:s, s?b}", "digest",
+	if (json_unpack_ex((json_t *)(uintptr_t)body, &je, 0, "{s:s, s:I, s?s, s?b}", "digest",
 			   &digest, "offset", &offset, "data_b64", &data, "last", &last))
 		return err_set(e, ERR_INVALID, "blob_chunk: %s", je.text);
+	if (!data == !raw)
+		return err_set(e, ERR_INVALID, "blob_chunk: needs data_b64 or a payload (not both)");
+	if (raw && rawlen > MAX_CHUNK)
+		return err_set(e, ERR_INVALID, "blob_chunk: payload larger than 512 KiB");
 	int64_t size = valid_digest(digest) ? announced_size(s, digest) : -1;
 	if (size < 0)
 		return err_set(e, ERR_INVALID, "blob_chunk: %.80s was not announced by image_begin",
@@ -471,7 +448,9 @@ int gimage_chunk(struct gimage_store *s, const json_t *body, struct err *e)
 	if ((uint64_t)offset != b->data.len)
 		return err_set(e, ERR_INVALID, "blob_chunk: offset %lld, expected %zu",
 			       (long long)offset, b->data.len);
-	if (decode_b64(data, &b->data, e) < 0 || b->data.len > b->size) {
+	if (raw)
+		buf_add(&b->data, raw, rawlen);
+	if ((data && decode_b64(data, &b->data, e) < 0) || b->data.len > b->size) {
 		if (b->data.len > b->size)
 			err_set(e, ERR_INVALID, "blob_chunk: %s is larger than announced", digest);
 		drop_blob(s, b);

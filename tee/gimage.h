@@ -24,17 +24,23 @@ void gimage_store_free(struct gimage_store *s);
  * unpacked before this returns. */
 int gimage_begin(struct gimage_store *s, const json_t *body, json_t **missing, struct err *e);
 
-/* blob_chunk: appends one chunk; on `last` verifies the blob and unpacks
- * every image that has all its layers. */
-int gimage_chunk(struct gimage_store *s, const json_t *body, struct err *e);
+/* blob_chunk: appends one chunk, given either as the frame payload
+ * (`data`, `len`; borrowed) or as the body's data_b64 (then `data` is
+ * NULL); on `last` verifies the blob and unpacks every image that has all
+ * its layers. */
+int gimage_chunk(struct gimage_store *s, const json_t *body, const void *data, size_t len,
+		 struct err *e);
 
 /* Finds an unpacked image by ref or manifest digest; the root path and
  * config document are borrowed from the store. */
 int gimage_find(struct gimage_store *s, const char *ref, const char **rootfs,
 		const json_t **config, struct err *e);
 
-/* Decompresses gzip data with busybox (`gzip -dc`), refusing more than
- * `cap` output bytes.  The caller frees *out. */
+/* Decompresses gzip data (one member or several back to back) with zlib,
+ * in this process: a fork and a busybox exec cost more than the inflate
+ * itself under TCG.  Refuses more than `cap` output bytes, truncated
+ * streams and trailing bytes that are not another member.  The caller
+ * frees *out. */
 int gimage_gunzip(const void *in, size_t len, size_t cap, char **out, size_t *outlen,
 		  struct err *e);
 

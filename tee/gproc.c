@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/personality.h>
 #include <sys/wait.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -18,11 +19,13 @@ static void child_stdio(int fd, int target)
 		fcntl(fd, F_SETFD, 0);
 }
 
-pid_t gproc_spawn(const char *const argv[], int in, int out, int errfd)
+static pid_t spawn(const char *const argv[], int in, int out, int errfd, int fixed_layout)
 {
 	pid_t pid = fork();
 	if (pid != 0)
 		return pid;
+	if (fixed_layout)
+		personality(PER_LINUX | ADDR_NO_RANDOMIZE);
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -35,6 +38,11 @@ pid_t gproc_spawn(const char *const argv[], int in, int out, int errfd)
 	_exit(127);
 }
 
+pid_t gproc_spawn(const char *const argv[], int in, int out, int errfd)
+{
+	return spawn(argv, in, out, errfd, 0);
+}
+
 int gproc_wait(pid_t pid, int *status)
 {
 	int rc;
@@ -43,11 +51,21 @@ int gproc_wait(pid_t pid, int *status)
 	return rc;
 }
 
-int gproc_run(const char *const argv[], int in, int out, int errfd)
+static int run(const char *const argv[], int in, int out, int errfd, int fixed_layout)
 {
 	int status;
-	pid_t pid = gproc_spawn(argv, in, out, errfd);
+	pid_t pid = spawn(argv, in, out, errfd, fixed_layout);
 	if (pid < 0 || gproc_wait(pid, &status) < 0)
 		return -1;
 	return status;
+}
+
+int gproc_run(const char *const argv[], int in, int out, int errfd)
+{
+	return run(argv, in, out, errfd, 0);
+}
+
+int gproc_run_fixed_layout(const char *const argv[], int in, int out, int errfd)
+{
+	return run(argv, in, out, errfd, 1);
 }

@@ -11,9 +11,16 @@
  * and waits (bounded) for it to reach its "Kernel panic ... VFS" line: a
  * kernel that gets that far decompressed and ran under KVM, which is what a
  * broken nested KVM fails to do.  Anything else — no /dev/kvm, no kernel to
- * probe with, a timeout, an error — means TCG. */
+ * probe with, a timeout, an error — means TCG.
+ *
+ * libvirt itself is loaded with dlopen(3) by the first start job, not
+ * linked: the guest agent is this same binary, and a DT_NEEDED libvirt
+ * would drag libvirt's ~60 MiB of dependencies (glib, gnutls, libxml2,
+ * ICU data, ...) into every guest kit, where the kernel has to unpack them
+ * on every boot.  The headers still give every call its checked type. */
 #include "launcher.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -237,18 +244,70 @@ int launcher_prepare_process(void)
 	return rc == 0 ? 0 : -1;
 }
 
+/* ---- libvirt, loaded at run time ---- */
+
+#define VIRT_FUNCS(X)                                                                              \
+	X(virConnectClose)                                                                         \
+	X(virConnectDomainEventDeregisterAny)                                                      \
+	X(virConnectDomainEventRegisterAny)                                                        \
+	X(virConnectGetDomainCapabilities)                                                         \
+	X(virConnectListAllDomains)                                                                \
+	X(virConnectOpen)                                                                          \
+	X(virDomainCreateXML)                                                                      \
+	X(virDomainDestroy)                                                                        \
+	X(virDomainFree)                                                                           \
+	X(virDomainGetName)                                                                        \
+	X(virDomainIsActive)                                                                       \
+	X(virDomainLookupByName)                                                                   \
+	X(virEventRegisterDefaultImpl)                                                             \
+	X(virEventRunDefaultImpl)                                                                  \
+	X(virGetLastError)                                                                         \
+	X(virSetErrorFunc)
+
+/* The libvirt entry points cocod uses, each with the type its header
+ * declares: `virt.virConnectOpen(...)`. */
+static struct {
+#define X(name) __typeof__(name) *name;
+	VIRT_FUNCS(X)
+#undef X
+} virt;
+
+static char virt_load_error[256];
+static void virt_load_once(void)
+{
+	void *h = dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(virt_load_error, sizeof virt_load_error, "%s (install libvirt0)",
+		         dlerror());
+		return;
+	}
+#define X(name)                                                                                    \
+	if (!virt_load_error[0] && !(*(void **)&virt.name = dlsym(h, #name)))                      \
+		snprintf(virt_load_error, sizeof virt_load_error, "libvirt.so.0 lacks %s", #name);
+	VIRT_FUNCS(X)
+#undef X
+}
+
+/* Loads libvirt once per process (never unloaded: its threads stay). */
+static int virt_load(struct err *e)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, virt_load_once);
+	return virt_load_error[0] ? err_set(e, ERR_UNAVAILABLE, "%s", virt_load_error) : 0;
+}
+
 /* ---- libvirt plumbing (pool threads) ---- */
 
 static void virt_error(struct err *e, int code, const char *what)
 {
-	const virError *ve = virGetLastError();
+	const virError *ve = virt.virGetLastError();
 	err_set(e, code, "%s: %s", what, ve && ve->message ? ve->message : "unknown libvirt error");
 }
 
 static void *event_thread(void *arg)
 {
 	for (;;)
-		if (virEventRunDefaultImpl() < 0)
+		if (virt.virEventRunDefaultImpl() < 0)
 			log_warn("launcher", "libvirt event loop iteration failed");
 	return NULL;
 }
@@ -260,8 +319,8 @@ static int event_loop_rc;
 static void event_loop_once(void)
 {
 	pthread_t t;
-	virSetErrorFunc(NULL, quiet);
-	event_loop_rc = virEventRegisterDefaultImpl();
+	virt.virSetErrorFunc(NULL, quiet);
+	event_loop_rc = virt.virEventRegisterDefaultImpl();
 	if (event_loop_rc == 0 && pthread_create(&t, NULL, event_thread, NULL) != 0)
 		event_loop_rc = -1;
 	if (event_loop_rc == 0)
@@ -355,7 +414,7 @@ static const char *stop_reason(int detail)
 /* libvirt's event thread. */
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-	const char *name = virDomainGetName(dom);
+	const char *name = virt.virDomainGetName(dom);
 	if (!name)
 		return 0;
 	if (event == VIR_DOMAIN_EVENT_STARTED)
@@ -367,7 +426,7 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 /* ---- asynchronous operations ---- */
 
-enum op_kind { OP_START, OP_PROBE, OP_CREATE, OP_DESTROY, OP_CLOSE };
+enum op_kind { OP_START, OP_PROBE, OP_WARM, OP_CREATE, OP_DESTROY, OP_CLOSE };
 
 struct op {
 	uv_work_t req;
@@ -387,29 +446,30 @@ static void start_work(struct op *op)
 {
 	launcher *l = op->l;
 	cleanup_free char *root = embed_root(l->uri);
-	if ((root && (check_accounts(&op->e) || write_qemu_conf(root, &op->e))) ||
+	if (virt_load(&op->e) ||
+	    (root && (check_accounts(&op->e) || write_qemu_conf(root, &op->e))) ||
 	    ensure_event_loop(&op->e)) {
 		op->rc = op->e.code;
 		return;
 	}
-	l->conn = virConnectOpen(l->uri);
+	l->conn = virt.virConnectOpen(l->uri);
 	if (!l->conn) {
 		virt_error(&op->e, ERR_UNAVAILABLE, l->uri);
 		op->rc = op->e.code;
 		return;
 	}
 	l->callback_id =
-	    virConnectDomainEventRegisterAny(l->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-	                                     VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), l, NULL);
+	    virt.virConnectDomainEventRegisterAny(l->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	                                          VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), l, NULL);
 	virDomainPtr *doms = NULL;
-	int n = virConnectListAllDomains(l->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+	int n = virt.virConnectListAllDomains(l->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
 	for (int i = 0; i < n; i++) {
-		const char *name = virDomainGetName(doms[i]);
+		const char *name = virt.virDomainGetName(doms[i]);
 		if (name && strncmp(name, LAUNCHER_PREFIX, strlen(LAUNCHER_PREFIX)) == 0) {
 			op->names = xrealloc(op->names, (op->nnames + 2) * sizeof *op->names);
 			op->names[op->nnames++] = xstrdup(name + strlen(LAUNCHER_PREFIX));
 		}
-		virDomainFree(doms[i]);
+		virt.virDomainFree(doms[i]);
 	}
 	free(doms);
 	if (n < 0) {
@@ -526,28 +586,50 @@ static void probe_work(struct op *op)
 		err_set(&op->e, 0, "%s", why);
 }
 
+/* The embedded driver probes QEMU's capabilities (3-4 s under TCG: it
+ * starts QEMU and queries it over QMP) the first time a domain needs them,
+ * and caches the answer under its root.  Asking for the domain
+ * capabilities of the one emulator and machine cocod uses makes that
+ * happen right after start, in the pool, instead of inside the first pod's
+ * virDomainCreateXML (which then waits for it if it is still running).
+ * Failing is harmless: the first domain then probes as before. */
+static void warm_work(struct op *op)
+{
+	uint64_t t0 = now_ns();
+	char *caps = virt.virConnectGetDomainCapabilities(op->l->conn, NULL, "x86_64", "q35",
+	                                                  op->l->kvm ? "kvm" : "qemu", 0);
+	if (!caps) {
+		virt_error(&op->e, ERR_UNAVAILABLE, "domain capabilities");
+		log_debug("launcher", "capabilities not warmed: %s", op->e.msg);
+		return;
+	}
+	free(caps);
+	log_info("launcher", "QEMU capabilities ready duration_ms=%llu",
+	         (unsigned long long)((now_ns() - t0) / 1000000));
+}
+
 static void create_work(struct op *op)
 {
-	virDomainPtr d = virDomainCreateXML(op->l->conn, op->xml, 0);
+	virDomainPtr d = virt.virDomainCreateXML(op->l->conn, op->xml, 0);
 	if (!d) {
 		virt_error(&op->e, ERR_UNAVAILABLE, "creating the VM");
 		op->rc = op->e.code;
 		return;
 	}
-	virDomainFree(d);
+	virt.virDomainFree(d);
 }
 
 static void destroy_work(struct op *op)
 {
 	cleanup_free char *name = xasprintf(LAUNCHER_PREFIX "%s", op->uid);
-	virDomainPtr d = virDomainLookupByName(op->l->conn, name);
+	virDomainPtr d = virt.virDomainLookupByName(op->l->conn, name);
 	if (!d)
 		return; /* already gone */
-	if (virDomainDestroy(d) < 0 && virDomainIsActive(d) == 1) {
+	if (virt.virDomainDestroy(d) < 0 && virt.virDomainIsActive(d) == 1) {
 		virt_error(&op->e, ERR_UNAVAILABLE, "destroying the VM");
 		op->rc = op->e.code;
 	}
-	virDomainFree(d);
+	virt.virDomainFree(d);
 }
 
 static void close_work(struct op *op)
@@ -556,8 +638,8 @@ static void close_work(struct op *op)
 	if (!l->conn)
 		return;
 	if (l->callback_id >= 0)
-		virConnectDomainEventDeregisterAny(l->conn, l->callback_id);
-	virConnectClose(l->conn);
+		virt.virConnectDomainEventDeregisterAny(l->conn, l->callback_id);
+	virt.virConnectClose(l->conn);
 	l->conn = NULL;
 }
 
@@ -570,6 +652,9 @@ static void op_work(uv_work_t *req)
 		break;
 	case OP_PROBE:
 		probe_work(op);
+		break;
+	case OP_WARM:
+		warm_work(op);
 		break;
 	case OP_CREATE:
 		create_work(op);
@@ -629,7 +714,7 @@ static void op_done(uv_work_t *req, int status)
 		finish_probe(l, op);
 	else if (op->kind == OP_CREATE && op->rc == 0)
 		running_add(l, op->uid);
-	if (op->kind != OP_START && op->kind != OP_PROBE && op->cb)
+	if (op->kind != OP_START && op->kind != OP_PROBE && op->kind != OP_WARM && op->cb)
 		op->cb(op->arg, op->rc ? &op->e : NULL);
 	free(op->uid);
 	free(op->xml);
@@ -717,6 +802,11 @@ static void start_step_done(launcher *l, struct start_state *s)
 	if (--s->pending > 0)
 		return;
 	l->started = !s->failed;
+	if (l->started && !l->closing) { /* off the critical path of the first pod */
+		struct op *w = xcalloc(1, sizeof *w);
+		w->kind = OP_WARM;
+		submit(l, w);
+	}
 	if (s->cb)
 		s->cb(s->arg, s->failed ? &s->e : NULL);
 	free(s);

@@ -23,8 +23,9 @@ typedef struct launcher launcher;
 /* Domains are named LAUNCHER_PREFIX + pod uid. */
 #define LAUNCHER_PREFIX "cocod-"
 /* Memory the guest kernel, agent and page cache need on top of the pod's
- * own limit: the kernel and initramfs (unpacked into RAM, ~40 MiB with
- * crun), the agent, and image layers unpacked into guest memory. */
+ * own limit: the kernel and initramfs (unpacked into RAM, ~18 MiB with
+ * crun, used in place), the agent, and image layers unpacked into guest
+ * memory. */
 #define LAUNCHER_OVERHEAD_DEFAULT (160ull << 20)
 #define LAUNCHER_MEMORY_DEFAULT   (256ull << 20)
 #define LAUNCHER_MAX_VCPUS        64
@@ -103,9 +104,12 @@ int launcher_new(uv_loop_t *loop, const struct launcher_opts *o, launcher **out,
  * dropped after updating the running set). */
 void launcher_on_event(launcher *l, launcher_event_fn fn, void *ud);
 
-/* Writes qemu.conf (embedded URIs), starts libvirt's event thread, connects,
- * lists the existing cocod-* domains and probes the accelerator, all off
- * the loop; `cb` runs on the loop when everything is done (or failed). */
+/* Loads libvirt (dlopen: cocod does not link it), writes qemu.conf
+ * (embedded URIs), starts libvirt's event thread, connects, lists the
+ * existing cocod-* domains and probes the accelerator, all off the loop;
+ * `cb` runs on the loop when everything is done (or failed).  After a
+ * successful start, libvirt's probe of QEMU's capabilities runs in the
+ * pool in the background (the first pod no longer pays for it). */
 int launcher_start(launcher *l, launcher_done_fn cb, void *arg);
 
 /* After start: "kvm" or "tcg". */

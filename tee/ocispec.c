@@ -248,11 +248,16 @@ static json_t *build_linux(void)
 		"/proc/scsi", NULL};
 	static const char *const ro[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
 					 "/proc/sysrq-trigger", NULL};
+	/* personality LINUX: crun sets it in the container's init before the
+	 * exec, which clears ADDR_NO_RANDOMIZE (crun itself runs without
+	 * randomization, gproc_run_fixed_layout): the workload's address space
+	 * is randomized as usual. */
 	return json_pack("{s:[{s:s}, {s:s}, {s:s}, {s:s}], s:o, s:o, s:o,"
-			 " s:{s:[{s:b, s:s}]}}",
+			 " s:{s:[{s:b, s:s}]}, s:{s:s}}",
 			 "namespaces", "type", "pid", "type", "ipc", "type", "uts", "type", "mount",
 			 "maskedPaths", strings(masked), "readonlyPaths", strings(ro), "seccomp",
-			 seccomp(), "resources", "devices", "allow", 0, "access", "rwm");
+			 seccomp(), "resources", "devices", "allow", 0, "access", "rwm", "personality",
+			 "domain", "LINUX");
 }
 
 json_t *ocispec_build(const struct ocispec_in *in, struct err *e)

@@ -1,8 +1,9 @@
 """The guest side of a pod VM, without the daemon: boots build/kit under
 plain QEMU (TCG), speaks the agent protocol (docs/agent-protocol.md) over
 the virtio-serial socket from Python, and checks what the guest agent does:
-ready, image transfer with digest checks, containers with output and exit
-codes, an emptyDir shared by two containers, request validation, the
+ready, image transfer with digest checks (base64 chunks and frame
+payloads), containers with output and exit codes and a randomized address
+space, an emptyDir shared by two containers, request validation, the
 documented treatment of an oversized frame, and power-off.  One VM serves
 all the protocol cases (they run in order).  Also: the kit builds to the
 same bytes twice."""
@@ -111,10 +112,19 @@ class Channel:
         (n,) = struct.unpack(">I", self._read(4, deadline))
         return json.loads(self._read(n, deadline))
 
-    def request(self, type_, body, timeout=120):
+    def send_payload(self, id_, type_, body, payload):
+        """A frame whose JSON announces `payload` raw bytes after it."""
+        data = json.dumps({"id": id_, "type": type_, "body": body,
+                           "payload": len(payload)}).encode()
+        self.send_raw(struct.pack(">I", len(data) + len(payload)) + data + payload)
+
+    def request(self, type_, body, timeout=120, payload=None):
         id_ = self.next_id
         self.next_id += 1
-        self.send(id_, type_, body)
+        if payload is None:
+            self.send(id_, type_, body)
+        else:
+            self.send_payload(id_, type_, body, payload)
         deadline = time.time() + timeout
         while True:
             m = self.recv(max(0.1, deadline - time.time()))
@@ -197,7 +207,9 @@ class GuestAgent(unittest.TestCase):
         self.assertTrue(r.get("ok"), f"{type_}: {r} console:\n{self.vm.console_text()}")
         return r
 
-    def push_image(self, ref, manifest, config, blobs):
+    def push_image(self, ref, manifest, config, blobs, payload=False):
+        """Sends the missing layers as base64 in the body, or (payload=True)
+        as raw frame payloads."""
         r = self.ok("image_begin", {"ref": ref, "manifest": manifest.decode(),
                                     "config": config.decode(), "manifest_digest": sha256(manifest)})
         for d in r["missing"]:
@@ -205,9 +217,10 @@ class GuestAgent(unittest.TestCase):
             for off in range(0, len(data), 512 * 1024):
                 chunk = data[off:off + 512 * 1024]
                 last = off + len(chunk) == len(data)
-                rr = self.ch.request("blob_chunk", {
-                    "digest": d, "offset": off, "last": last,
-                    "data_b64": base64.b64encode(chunk).decode()})
+                body = {"digest": d, "offset": off, "last": last}
+                if not payload:
+                    body["data_b64"] = base64.b64encode(chunk).decode()
+                rr = self.ch.request("blob_chunk", body, payload=chunk if payload else None)
                 if not rr.get("ok"):
                     return rr
         return {"ok": True, "missing": r["missing"]}
@@ -246,6 +259,24 @@ class GuestAgent(unittest.TestCase):
                                     "config": c.decode(), "manifest_digest": sha256(m)})
         self.assertEqual(r["missing"], [])
 
+    def test_02a_layers_as_frame_payloads(self):
+        self.assertIn("payload", self.ready["body"].get("features", []))
+        m, c, blobs = busybox_image(["sh", "-c", "echo via-payload"])
+        (digest, good), = blobs.items()
+        r = self.push_image("evil:payload", m, c, {digest: good[:-8] + b"\0" * 8}, payload=True)
+        self.assertFalse(r["ok"])
+        self.assertIn("digest mismatch", r["error"])
+        r = self.push_image("busybox:payload", m, c, blobs, payload=True)
+        self.assertTrue(r["ok"], r)
+        self.assertEqual(r["missing"], [digest])
+        r = self.ok("image_begin", {"ref": "busybox:payload", "manifest": m.decode(),
+                                    "config": c.decode(), "manifest_digest": sha256(m)})
+        self.assertEqual(r["missing"], [])
+        # Only blob_chunk takes a payload.
+        r = self.ch.request("signal", {"name": "nope", "signal": 15}, payload=b"x")
+        self.assertFalse(r["ok"])
+        self.assertIn("takes no payload", r["error"])
+
     def test_03_wrong_digest_refused(self):
         m, c, blobs = busybox_image(["sh", "-c", "echo evil"])
         (digest, good), = blobs.items()
@@ -274,6 +305,14 @@ class GuestAgent(unittest.TestCase):
         self.assertEqual(ex["exit_code"], 3)
         self.assertEqual(ex["reason"], "Error")
         self.assertEqual(self.ch.logs("three"), b"bye\n")
+
+    def test_05a_workload_keeps_address_space_randomization(self):
+        # crun itself runs with ADDR_NO_RANDOMIZE (faster under TCG); the
+        # container's processes must not inherit it.
+        ex = self.run_container("pers", ["sh", "-c", "cat /proc/self/personality /proc/1/personality;"
+                                         " cat /proc/sys/kernel/randomize_va_space"])
+        self.assertEqual(ex["exit_code"], 0)
+        self.assertEqual(self.ch.logs("pers").split(), [b"00000000", b"00000000", b"2"])
 
     def test_06_emptydir_shared(self):
         mnt = [{"volume": "shared", "path": "/data", "read_only": False}]

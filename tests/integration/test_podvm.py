@@ -11,8 +11,8 @@ import unittest
 from harness import COCOD, Daemon
 
 PODS = "/api/v1/namespaces/default/pods"
-KIT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                   "build", "kit", "kit.json")
+# the kit beside the cocod under test, where cocod looks for it
+KIT = os.path.join(os.path.dirname(os.path.abspath(COCOD)), "kit", "kit.json")
 
 
 def pod(name, command, restart="Never", image="busybox", **extra):

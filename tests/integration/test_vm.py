@@ -22,8 +22,11 @@ import time
 import unittest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-KIT = os.path.abspath(os.environ.get("COCOD_KIT", os.path.join(ROOT, "build/kit")))
-LIB = os.path.abspath(os.environ.get("COCOD_LIB", os.path.join(ROOT, "build/libcocod.a")))
+# the kit and library of the cocod under test (run.py --cocod), as cocod
+# itself finds its kit beside its binary
+BUILD = os.path.dirname(os.path.abspath(os.environ.get("COCOD_BIN", os.path.join(ROOT, "build/cocod"))))
+KIT = os.path.abspath(os.environ.get("COCOD_KIT", os.path.join(BUILD, "kit")))
+LIB = os.path.abspath(os.environ.get("COCOD_LIB", os.path.join(BUILD, "libcocod.a")))
 PKGS = "libuv openssl sqlite3 lua5.4 libvirt jansson jose yaml-0.1 zlib"
 
 

@@ -1,6 +1,7 @@
 /* Unit tests for ocispec (the guest agent's OCI runtime config): command
  * and args against the image's Entrypoint/Cmd, env merging, user, working
- * directory, read-only root, namespaces, seccomp and volume mounts. */
+ * directory, read-only root, namespaces, seccomp, the personality that
+ * restores address-space randomization, and volume mounts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,6 +145,12 @@ static void hardening_namespaces_mounts(void **state)
 	}
 	assert_true(pid);
 	assert_false(net);
+	/* crun runs without address-space randomization (gproc.h); the
+	 * personality it sets in the container's init turns it back on */
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(lx, "personality"), "domain")),
+		"LINUX");
+	assert_null(json_object_get(json_object_get(lx, "personality"), "flags"));
 	json_t *names = json_object_get(json_array_get(json_object_get(json_object_get(lx, "seccomp"),
 								      "syscalls"), 0), "names");
 	const char *must[] = {"keyctl", "add_key", "request_key", "ptrace", "mount", "umount2",

@@ -2,8 +2,8 @@
  * (frames written and read with tee/frame.c), plus connecting to a UNIX
  * socket that appears late, and RFC 3339 parsing.
  * Cases: request_reply, request_refused, timeout_then_late_reply, events,
- * hostile_oversized_frame, hostile_garbage, hostile_bad_event_fields,
- * hostile_reply_never_asked, hostile_flood, guest_closes,
+ * payload_only_after_ready_offers_it, hostile_oversized_frame, hostile_garbage,
+ * hostile_bad_event_fields, hostile_reply_never_asked, hostile_flood, guest_closes,
  * no_callbacks_after_close, connect_retries_until_socket_exists,
  * connect_gives_up, parse_time. */
 #include <setjmp.h>
@@ -257,6 +257,41 @@ static void events(void **state)
 	teardown(&x);
 }
 
+/* Frame payloads go only to a guest whose `ready` offered "payload"; the
+ * bytes arrive after the JSON, announced by it. */
+static void payload_only_after_ready_offers_it(void **state)
+{
+	static const char raw[] = {0, 1, 2, '}', (char)0xff};
+	struct fx x;
+	struct err e = {0};
+	struct frame_msg m;
+	setup_pair(&x, 0);
+	assert_int_equal(agentconn_has(x.c, AGENTCONN_F_PAYLOAD), 0);
+	assert_int_equal(agentconn_request_payload(x.c, "blob_chunk", NULL, raw, sizeof raw, 5000,
+	                                           on_reply, &x, &e),
+	                 ERR_UNAVAILABLE);
+	peer_send(&x, 0, "ready",
+	          "{\"version\": \"0.1\", \"kernel\": \"6.1\", \"boot_ms\": 9, "
+	          "\"features\": [\"newer-thing\", \"payload\"]}");
+	spin(&x, &x.ready, 2000);
+	assert_int_equal(agentconn_has(x.c, AGENTCONN_F_PAYLOAD), 1);
+	json_t *body = json_pack("{s:s}", "digest", "sha256:00");
+	assert_int_equal(agentconn_request_payload(x.c, "blob_chunk", body, raw, sizeof raw, 5000,
+	                                           on_reply, &x, &e),
+	                 0);
+	json_decref(body);
+	peer_recv(&x, &m);
+	assert_string_equal(m.type, "blob_chunk");
+	assert_string_equal(json_string_value(json_object_get(m.body, "digest")), "sha256:00");
+	assert_int_equal(m.payload_len, sizeof raw);
+	assert_memory_equal(m.payload, raw, sizeof raw);
+	frame_msg_fini(&m);
+	peer_send(&x, 1, "reply", "{\"ok\": true}");
+	spin(&x, &x.replies, 2000);
+	assert_int_equal(x.reply_code, 0);
+	teardown(&x);
+}
+
 static void expect_closed(struct fx *x, const char *why)
 {
 	spin(x, &x->closed, 2000);
@@ -295,6 +330,8 @@ static void hostile_bad_event_fields(void **state)
 	    {"log", "{\"name\": \"web\", \"stream\": \"stdout\", \"data_b64\": \"!!\"}"},
 	    {"container_started", "{\"name\": \"web\", \"started_at\": \"yesterday\"}"},
 	    {"ready", "{\"version\": 7}"},
+	    {"ready", "{\"version\": \"1\", \"features\": \"payload\"}"},
+	    {"ready", "{\"version\": \"1\", \"features\": [7]}"},
 	    {"bogus_event", "{}"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -442,6 +479,7 @@ int main(void)
 	    cmocka_unit_test(request_refused),
 	    cmocka_unit_test(timeout_then_late_reply),
 	    cmocka_unit_test(events),
+	    cmocka_unit_test(payload_only_after_ready_offers_it),
 	    cmocka_unit_test(hostile_oversized_frame),
 	    cmocka_unit_test(hostile_garbage),
 	    cmocka_unit_test(hostile_bad_event_fields),
