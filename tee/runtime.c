@@ -14,8 +14,10 @@
  * Adoption: after a daemon crash podctl asks sandbox_exists for each stored
  * pod; a running domain gets a record at once (its pod.json reloaded) and
  * its agent channel reconnected; operations asked before the channel is
- * back wait in the record.  Containers that exited while no daemon listened
- * are not reported again (the protocol has no state query yet).
+ * back wait in the record.  The agent queues its events while no host is
+ * connected, so exits and output from that time arrive once the channel
+ * is back (tests/integration/test_podvm.py kills cocod while a container
+ * finishes).
  *
  * Image pulls run one at a time per pod: image_begin, then each layer the
  * guest says is missing, read from the blob file with uv_fs in 512 KiB

@@ -187,14 +187,25 @@ class VmLifecycle(unittest.TestCase):
         self.assertTrue(obj["status"].get("reason") or obj["status"].get("message"))
 
     def test_kill_9_of_cocod_adopts_the_running_vm(self):
-        self.create(self.d, pod("survivor", ["sh", "-c", "echo before; sleep 3600"]))
-        obj = self.wait(self.d, "survivor", self.running)
+        # "quitter" exits while no daemon listens: the restarted daemon
+        # still learns its exit code and its last output
+        body = pod("survivor", ["sh", "-c", "echo before; sleep 3600"])
+        body["spec"]["containers"].append(
+            {"name": "quitter", "image": "busybox",
+             "command": ["sh", "-c", "echo started; sleep 10; echo after; exit 4"]})
+        self.create(self.d, body)
+
+        def both_running(status, obj):
+            cs = obj.get("status", {}).get("containerStatuses") or []
+            return status == 200 and len(cs) == 2 and all("running" in c["state"] for c in cs)
+        obj = self.wait(self.d, "survivor", both_running)
         uid = obj["metadata"]["uid"]
         pids = self.qemu_pids(uid)
         self.assertEqual(len(pids), 1)
         self.d.proc.kill()
         self.d.proc.wait()
         self.d.log.close()
+        time.sleep(14)  # the quitter exits now, with no daemon listening
         d2 = Daemon(data_dir=self.d.data_dir, vm=True).start(timeout=60)
         try:
             obj = self.wait(d2, "survivor", self.running, timeout=60)
@@ -202,8 +213,14 @@ class VmLifecycle(unittest.TestCase):
             obj = d2.json("GET", f"{PODS}/survivor")[1]
             self.assertEqual(obj["status"]["phase"], "Running")
             self.assertEqual(self.qemu_pids(uid), pids, "the VM was not adopted as it was")
-            status, _, out = d2.request("GET", f"{PODS}/survivor/log")
+            status, _, out = d2.request("GET", f"{PODS}/survivor/log?container=main")
             self.assertIn(b"before", out)
+            cs = {c["name"]: c for c in obj["status"]["containerStatuses"]}
+            self.assertIn("running", cs["main"]["state"])
+            self.assertEqual(cs["quitter"]["state"].get("terminated", {}).get("exitCode"), 4,
+                             json.dumps(cs["quitter"]))
+            status, _, out = d2.request("GET", f"{PODS}/survivor/log?container=quitter")
+            self.assertIn(b"after", out)
         finally:
             d2.request("DELETE", f"{PODS}/survivor?gracePeriodSeconds=0")
             deadline = time.time() + 30
