@@ -54,6 +54,7 @@ static int check_name(const char *s, struct err *e);
 static int check_class(const char *s, struct err *e);
 static int check_runtime(const char *s, struct err *e);
 static int check_accel(const char *s, struct err *e);
+static int check_network(const char *s, struct err *e);
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -135,6 +136,10 @@ static const struct option options[] = {
 	{"libvirt_uri", T_STRING, OFF(libvirt_uri), "", 0, 0, check_text,
 	 "libvirt connection for pod VMs. Empty uses libvirt's embedded QEMU driver under "
 	 "data_dir/libvirt (no libvirtd needed); \"qemu:///system\" uses the system daemon."},
+	{"pod_network", T_STRING, OFF(pod_network), "none", 0, 0, check_network,
+	 "Network of pod VMs: \"none\" (loopback only; containers of a pod still reach each "
+	 "other on localhost) or \"user\" (QEMU user-mode NAT: the pod can open connections "
+	 "out, and reaches the host's loopback at 10.0.2.2; nothing can connect in)."},
 	{"kit_dir", T_STRING, OFF(kit_dir), "", 0, 0, check_text,
 	 "Directory of the guest kit pod VMs boot (vmlinuz, initramfs.img, kit.json from `make "
 	 "kit`). Empty: kit/ beside the cocod binary, else /usr/local/share/cocod/kit."},
@@ -205,6 +210,14 @@ static int check_runtime(const char *s, struct err *e)
 	if (strcmp(s, "vm") == 0 || strcmp(s, "none") == 0)
 		return 0;
 	return err_set(e, ERR_CONFIG, "unknown pod runtime %s (use \"vm\" or \"none\")", show(s).s);
+}
+
+static int check_network(const char *s, struct err *e)
+{
+	if (strcmp(s, "none") == 0 || strcmp(s, "user") == 0)
+		return 0;
+	return err_set(e, ERR_CONFIG, "unknown pod network %s (use \"none\" or \"user\")",
+		       show(s).s);
 }
 
 static const struct option *find(const char *name, size_t len)

@@ -45,6 +45,7 @@ struct config {
 	uint64_t policy_timeout_ms;    /* per decision */
 	char *pod_runtime;       /* "vm" | "none" */
 	char *libvirt_uri;             /* "" = qemu:///embed?root=<data_dir>/libvirt */
+	char *pod_network;             /* none|user */
 	char *kit_dir;                 /* "" = kit_default_dir() */
 	char *accel;                   /* auto|kvm|tcg */
 	uint64_t vm_overhead_memory_bytes; /* guest RAM on top of the pod's limit */

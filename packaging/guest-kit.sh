@@ -28,7 +28,7 @@ set -euo pipefail
 
 EPOCH=1700000000 # fixed mtime of every initramfs entry (SOURCE_DATE_EPOCH-style)
 CMDLINE="console=ttyS0 quiet panic=-1 rdinit=/init"
-MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console overlay"
+MODULES="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_console overlay failover net_failover virtio_net"
 COCOD=build/cocod OUT=build/kit CACHE=build/kit-cache
 
 while [ $# -gt 0 ]; do

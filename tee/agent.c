@@ -25,6 +25,7 @@
 #include "frame.h"
 #include "gctr.h"
 #include "gimage.h"
+#include "gnet.h"
 #include "log.h"
 #include "util.h"
 
@@ -140,14 +141,16 @@ static int valid_label(const char *n)
 
 static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struct err *e)
 {
-	const char *uid, *name, *ns, *host = NULL;
+	const char *uid, *name, *ns, *host = NULL, *net = "none";
 	json_t *init = NULL, *vols = NULL, *v;
 	json_error_t je;
 	size_t i;
-	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o}", "uid", &uid, "name",
-			   &name, "namespace", &ns, "hostname", &host, "init_data", &init,
-			   "volumes", &vols))
+	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o, s?s}", "uid", &uid,
+			   "name", &name, "namespace", &ns, "hostname", &host, "init_data", &init,
+			   "volumes", &vols, "network", &net))
 		return err_set(e, ERR_INVALID, "create_sandbox: %s", je.text);
+	if (strcmp(net, "none") != 0 && strcmp(net, "user") != 0)
+		return err_set(e, ERR_INVALID, "create_sandbox: network must be \"none\" or \"user\"");
 	if (init && !json_is_null(init) && !json_is_string(init))
 		return err_set(e, ERR_INVALID, "create_sandbox: init_data must be text or null");
 	if (vols && !json_is_array(vols))
@@ -171,7 +174,16 @@ static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struc
 		if (rc)
 			return rc;
 	}
-	a->hostname = xstrdup(host && host[0] ? host : name);
+	int user_net = strcmp(net, "user") == 0;
+	if (user_net && gnet_user(e) < 0)
+		return err_wrap(e, "create_sandbox: network");
+	const char *hostname = host && host[0] ? host : name;
+	if (mkdir_p(RUN_DIR "/etc", 0755, e) < 0 ||
+	    gnet_write_files(RUN_DIR "/etc", hostname, user_net ? GNET_ADDRESS : NULL,
+			     user_net ? GNET_DNS : NULL, e) < 0)
+		return err_wrap(e, "create_sandbox");
+	gctr_set_etc(a->ctrs, RUN_DIR "/etc/hosts", user_net ? RUN_DIR "/etc/resolv.conf" : NULL);
+	a->hostname = xstrdup(hostname);
 	if (getpid() == 1 && sethostname(a->hostname, strlen(a->hostname)) < 0)
 		log_warn("agent", "sethostname: %s", strerror(errno));
 	log_info("agent", "sandbox %s/%s uid=%s volumes=%zu", ns, name, uid, json_array_size(vols));
@@ -482,6 +494,9 @@ static void stage2(void)
 	mkdir("/tmp", 01777);
 	setenv("PATH", "/bin", 1);
 	load_modules();
+	struct err e = {0};
+	if (gnet_loopback(&e) < 0)
+		log_error("agent", "loopback: %s", e.msg);
 }
 
 /* Finds /dev/vportNpM whose name is io.cocod.agent (device nodes appear

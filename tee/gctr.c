@@ -33,6 +33,7 @@ struct ctr {
 
 struct gctr_set {
 	char *state_dir, *volumes_dir, *crun;
+	char *hosts, *resolv; /* files bind-mounted as /etc/hosts, /etc/resolv.conf */
 	gctr_emit_fn *emit;
 	void *arg;
 	struct ctr *list;
@@ -61,6 +62,14 @@ static void ctr_free(struct ctr *c)
 	free(c);
 }
 
+void gctr_set_etc(struct gctr_set *s, const char *hosts, const char *resolv)
+{
+	free(s->hosts);
+	free(s->resolv);
+	s->hosts = hosts ? xstrdup(hosts) : NULL;
+	s->resolv = resolv ? xstrdup(resolv) : NULL;
+}
+
 void gctr_set_free(struct gctr_set *s)
 {
 	if (!s)
@@ -72,6 +81,8 @@ void gctr_set_free(struct gctr_set *s)
 	}
 	free(s->state_dir);
 	free(s->volumes_dir);
+	free(s->hosts);
+	free(s->resolv);
 	free(s->crun);
 	free(s);
 }
@@ -215,13 +226,17 @@ static int parse_create(const json_t *body, struct create_req *r, struct ocispec
 static int write_bundle(struct gctr_set *s, struct ctr *c, struct ocispec_in *in,
 			const struct create_req *r, const char *image_rootfs, struct err *e)
 {
-	struct ocispec_mount mounts[MAX_MOUNTS];
+	struct ocispec_mount mounts[MAX_MOUNTS + 2];
 	char *sources[MAX_MOUNTS] = {0};
 	size_t n = 0;
 	int rc = parse_mounts(s, r->mounts, mounts, sources, &n, e);
 	json_t *doc = NULL;
 	in->mounts = mounts;
 	in->nmounts = n;
+	if (s->hosts)
+		mounts[in->nmounts++] = (struct ocispec_mount){s->hosts, "/etc/hosts", 1};
+	if (s->resolv)
+		mounts[in->nmounts++] = (struct ocispec_mount){s->resolv, "/etc/resolv.conf", 1};
 	in->rootfs = c->rootfs;
 	if (rc == 0 && !(doc = ocispec_build(in, e)))
 		rc = e->code;

@@ -26,6 +26,10 @@ struct gctr_set *gctr_set_new(const char *state_dir, const char *volumes_dir, co
 			      gctr_emit_fn *emit, void *arg);
 void gctr_set_free(struct gctr_set *s);
 
+/* Files every container created from now on sees (read-only) as
+ * /etc/hosts and /etc/resolv.conf; NULL for none. */
+void gctr_set_etc(struct gctr_set *s, const char *hosts, const char *resolv);
+
 /* create_container (body as in docs/agent-protocol.md) with the image's
  * root and config already looked up by the caller. */
 int gctr_create(struct gctr_set *s, const json_t *body, const char *image_rootfs,

@@ -695,9 +695,10 @@ static json_t *sandbox_body(const struct rpod *p)
 	}
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	const char *host = json_string_value(json_object_get(spec, "hostname"));
-	return json_pack("{s:s, s:s, s:s, s:s, s:n, s:o}", "uid", p->uid, "name", name ? name : "",
-	                 "namespace", pod_namespace(p->pod), "hostname",
-	                 host ? host : (name ? name : ""), "init_data", "volumes", vols);
+	return json_pack("{s:s, s:s, s:s, s:s, s:n, s:o, s:s}", "uid", p->uid, "name",
+	                 name ? name : "", "namespace", pod_namespace(p->pod), "hostname",
+	                 host ? host : (name ? name : ""), "init_data", "volumes", vols, "network",
+	                 p->rt->o.network ? "user" : "none");
 }
 
 static void h_connected(void *ud)

@@ -5,6 +5,7 @@ Skips when build/kit (make kit) is missing."""
 
 import json
 import os
+import socket
 import time
 import unittest
 
@@ -28,11 +29,17 @@ def pod(name, command, restart="Never", image="busybox", **extra):
 class PodsInVms(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.d = Daemon(vm=True).start(timeout=60)
+        # user-mode networking: pods reach the host's loopback at 10.0.2.2
+        cls.listener = socket.socket()
+        cls.listener.bind(("127.0.0.1", 0))
+        cls.listener.listen(4)
+        cls.listener.settimeout(1)
+        cls.d = Daemon(vm=True, config='pod_network = "user"\n').start(timeout=60)
 
     @classmethod
     def tearDownClass(cls):
         cls.d.cleanup()
+        cls.listener.close()
 
     def create(self, body):
         status, _, out = self.d.request("POST", PODS, body=json.dumps(body),
@@ -56,8 +63,31 @@ class PodsInVms(unittest.TestCase):
         return out.decode()
 
     def test_1_echo_pod_succeeds_with_its_output_in_logs(self):
-        self.create(pod("hello", ["sh", "-c", "echo hello from a confidential pod; echo err >&2"]))
+        port = self.listener.getsockname()[1]
+        # also: loopback is up (containers of a pod talk over localhost),
+        # /etc/hosts names the pod, and the pod reaches the host's loopback
+        self.create(pod("hello", ["sh", "-c",
+                                  "echo hello from a confidential pod; echo err >&2; "
+                                  "(nc -l -p 7000 > /tmp/got &); sleep 1; "
+                                  "echo via-loopback | nc -w 2 127.0.0.1 7000; sleep 1; cat /tmp/got; "
+                                  "grep hello /etc/hosts; cat /etc/resolv.conf; "
+                                  f"echo from-the-pod | nc -w 5 10.0.2.2 {port}"]))
+        got = b""
+        deadline = time.time() + 240
+        while time.time() < deadline and b"from-the-pod" not in got:
+            try:
+                conn, _ = self.listener.accept()
+            except socket.timeout:
+                continue
+            conn.settimeout(10)
+            got += conn.recv(100)
+            conn.close()
+        self.assertIn(b"from-the-pod", got)
         obj = self.wait_phase("hello", ("Succeeded", "Failed"))
+        out = self.log("hello")
+        self.assertIn("via-loopback", out)
+        self.assertIn("10.0.2.15\thello", out)
+        self.assertIn("nameserver 10.0.2.3", out)
         self.assertEqual(obj["status"]["phase"], "Succeeded", json.dumps(obj["status"]))
         term = obj["status"]["containerStatuses"][0]["state"]["terminated"]
         self.assertEqual(term["exitCode"], 0)
