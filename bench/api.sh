@@ -7,11 +7,21 @@
 # Prints req/s, p99 latency and ratios.  Targets: >= 2,000 creates/s;
 # GET >= 0.7x nginx; RSS with 1,000 pods <= 32 MiB.
 #   bench/api.sh [seconds per run, default 10]
+# COCOD_BIN=path runs that binary as is (no build); BUILD=dir builds and runs
+# dir/cocod (default build/cocod).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 ./build.sh deps bench >/dev/null
-make -s -j"$(nproc)" >/dev/null
+if [ -n "${COCOD_BIN:-}" ]; then
+	cocod=$COCOD_BIN
+else
+	build=${BUILD:-build}
+	make -s -j"$(nproc)" BUILD="$build" "$build/cocod" >/dev/null
+	cocod=$build/cocod
+fi
+[ -x "$cocod" ] || { echo "no cocod binary at $cocod" >&2; exit 1; }
+echo "== cocod: $cocod"
 
 tmp=$(mktemp -d)
 cleanup() {
@@ -33,7 +43,7 @@ log_level = "warn"
 # The API alone: a VM per benchmark pod would measure QEMU, not the API.
 pod_runtime = "none"
 CONF
-build/cocod serve --listen "127.0.0.1:$cport" --data-dir "$tmp/data" --config "$tmp/cocod.toml" \
+"$cocod" serve --listen "127.0.0.1:$cport" --data-dir "$tmp/data" --config "$tmp/cocod.toml" \
 	>"$tmp/cocod.out" 2>"$tmp/cocod.log" &
 cpid=$!
 for _ in $(seq 100); do
@@ -98,7 +108,7 @@ awk -v a="$creates" 'BEGIN {printf "  creates %.0f/s (target >= 2000)\n", a}'
 # RSS with 1,000 stored pods: restart on the same data with exactly 1,000.
 kill "$cpid"; wait "$cpid" 2>/dev/null || true
 sqlite3 "$tmp/data/cocod.db" "DELETE FROM objects WHERE kind='Pod' AND name NOT IN (SELECT name FROM objects WHERE kind='Pod' ORDER BY name LIMIT 1000)"
-build/cocod serve --listen "127.0.0.1:$cport" --data-dir "$tmp/data" --config "$tmp/cocod.toml" \
+"$cocod" serve --listen "127.0.0.1:$cport" --data-dir "$tmp/data" --config "$tmp/cocod.toml" \
 	>"$tmp/cocod.out" 2>"$tmp/cocod.log" &
 cpid=$!
 for _ in $(seq 100); do

@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 
 #include "auth.h"
+#include "codec.h"
 #include "log.h"
 #include "util.h"
 
@@ -78,17 +79,20 @@ json_t *api_status(int code, const char *message)
 
 void api_json(http_req *r, int status, json_t *obj)
 {
-	char *text = json_dumps(obj, JSON_COMPACT);
+	struct buf b;
+	buf_init(&b);
+	int rc = codec_json_compact(obj, 0, &b);
 	json_decref(obj);
-	if (!text) {
+	if (rc) {
+		buf_fini(&b);
 		http_respond_str(r, 500, "application/json",
 				 "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
 				 "\"message\":\"cannot encode response\",\"reason\":\"InternalError\","
 				 "\"code\":500}");
 		return;
 	}
-	http_respond(r, status, "application/json", text, strlen(text));
-	free(text);
+	http_respond(r, status, "application/json", b.data, b.len);
+	buf_fini(&b);
 }
 
 void api_error(http_req *r, const struct err *e)

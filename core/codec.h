@@ -50,6 +50,13 @@ void codec_encode_yaml(const json_t *v, struct buf *out);
  * may be NULL.  NULL only if jansson fails (nesting past 2048 levels). */
 char *codec_encode_json(const json_t *v, int pretty, size_t *len);
 
+/* Appends `v` (any JSON value) as compact JSON, byte for byte what
+ * json_dumps writes with JSON_COMPACT | JSON_ENCODE_ANY (plus
+ * JSON_SORT_KEYS when `sort_keys`), only faster.  -1 (and `out` as it was)
+ * when jansson would fail too: a string that is not UTF-8, absurd
+ * nesting. */
+int codec_json_compact(const json_t *v, int sort_keys, struct buf *out);
+
 /* The response type for an Accept header: "application/yaml" when YAML is
  * listed before JSON (application/yaml, application/x-yaml, text/yaml),
  * otherwise "application/json" — also for NULL, wildcards and anything

@@ -458,15 +458,21 @@ static void watch_send(struct watch *w, const char *type, const json_t *obj)
 		http_stream_begin(w->r, 200, "application/json");
 		w->begun = 1;
 	}
-	json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", payload);
-	char *line = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(ev);
-	if (!line)
-		return;
-	size_t n = strlen(line);
-	line[n] = '\n';
-	int rc = http_stream_write(w->r, line, n + 1);
-	free(line);
+	/* {"type":TYPE,"object":...} and a newline, written in one pass. */
+	struct buf line;
+	buf_init(&line);
+	json_t *t = json_string(type);
+	buf_adds(&line, "{\"type\":");
+	int ok = codec_json_compact(t, 0, &line) == 0;
+	json_decref(t);
+	buf_adds(&line, ",\"object\":");
+	int rc = 0;
+	if (ok && codec_json_compact(payload, 0, &line) == 0) {
+		buf_adds(&line, "}\n");
+		rc = http_stream_write(w->r, line.data, line.len);
+	}
+	buf_fini(&line);
+	json_decref(payload);
 	if (rc < 0 || http_stream_pending(w->r) > WATCH_MAX_PENDING)
 		watch_end(w);
 }
@@ -703,19 +709,36 @@ static int dry_run(http_req *r)
 	return d && strcmp(d, "All") == 0;
 }
 
+/* Whether send_object() would answer in plain JSON (no Table, no YAML). */
+static int answers_json(http_req *r)
+{
+	const char *type;
+	struct err e;
+	return !wants_table(r) && codec_negotiate(http_req_header(r, "Accept"), &type, &e) == 0 &&
+	       strcmp(type, "application/json") == 0;
+}
+
 static void h_pod_create(http_req *r, const struct route_params *p, void *ctx)
 {
 	kapi *k = ctx;
 	json_t *pod = NULL, *out = NULL, *problem = NULL;
+	char *text = NULL;
 	struct err e = {0};
 	if (decode_body(r, 0, &pod, &e) ||
-	    podsvc_create(k->svc, route_param(p, "ns"), pod, dry_run(r), &out, &problem, &e)) {
+	    podsvc_create(k->svc, route_param(p, "ns"), pod, dry_run(r), &out, &text, &problem, &e)) {
 		json_decref(pod);
 		send_problem(r, &e, problem);
 		return;
 	}
 	json_decref(pod);
-	send_object(r, 201, "Pod", out);
+	if (text && answers_json(r)) {
+		/* The bytes just stored are the answer: no second serialisation. */
+		http_respond(r, 201, "application/json", text, strlen(text));
+		json_decref(out);
+	} else {
+		send_object(r, 201, "Pod", out);
+	}
+	free(text);
 }
 
 static void h_pod_put(http_req *r, const struct route_params *p, void *ctx)

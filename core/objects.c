@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "log.h"
 #include "util.h"
 
@@ -20,17 +21,34 @@ struct objects_watcher {
 	objects_watcher *prev, *next;
 };
 
-/* A change made inside a batch, told to watchers after the commit. */
+/* A change made inside a batch, told to watchers after the commit.  It
+ * keeps the stored text, not a copy of the object: the text is parsed back
+ * only when a watcher of the kind is there to hear of it. */
 struct pending {
 	char *kind;
 	const char *type; /* static string */
-	json_t *obj;
+	char *text;
 	uint64_t rv;
 	struct pending *next;
 };
 
+/* A recently read object's stored text, so that a repeated GET skips the
+ * database.  Keyed by kind, namespace and name ('\0'-separated).  Filled
+ * only by reads outside a batch (committed state), emptied by every write
+ * to the object when it is made, so that neither a batch's own reads nor a
+ * rolled-back batch can see a stale text. */
+#define TEXT_CACHE 64
+
+struct cached_text {
+	char *key;
+	size_t klen;
+	char *text;
+	size_t len;
+};
+
 struct objects {
 	store *store;
+	struct cached_text cache[TEXT_CACHE];
 	uint64_t rv;
 	int batch;           /* nesting depth of objects_batch_begin */
 	uint64_t batch_rv0;  /* rv before the batch, restored on failure */
@@ -70,6 +88,59 @@ static void unlink_free(objects *o, objects_watcher *w)
 	watcher_free(w);
 }
 
+/* The cache key of an object (malloc'd) and its slot. */
+static char *cache_key(const char *kind, const char *ns, const char *name, size_t *klen)
+{
+	size_t a = strlen(kind), b = strlen(ns), c = strlen(name);
+	char *k = xmalloc(a + b + c + 3);
+	memcpy(k, kind, a + 1);
+	memcpy(k + a + 1, ns, b + 1);
+	memcpy(k + a + b + 2, name, c + 1);
+	*klen = a + b + c + 3;
+	return k;
+}
+
+static struct cached_text *cache_slot(objects *o, const char *key, size_t klen)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 16777619u;
+	return &o->cache[h % TEXT_CACHE];
+}
+
+static void cache_clear_slot(struct cached_text *c)
+{
+	free(c->key);
+	free(c->text);
+	*c = (struct cached_text){0};
+}
+
+/* Forgets the object's text (a write to it is being made). */
+static void cache_drop(objects *o, const char *kind, const char *ns, const char *name)
+{
+	size_t klen;
+	char *key = cache_key(kind, ns, name, &klen);
+	struct cached_text *c = cache_slot(o, key, klen);
+	if (c->key && c->klen == klen && memcmp(c->key, key, klen) == 0)
+		cache_clear_slot(c);
+	free(key);
+}
+
+static void cache_drop_kind(objects *o, const char *kind)
+{
+	size_t n = strlen(kind) + 1;
+	for (size_t i = 0; i < TEXT_CACHE; i++)
+		if (o->cache[i].key && o->cache[i].klen > n && memcmp(o->cache[i].key, kind, n) == 0)
+			cache_clear_slot(&o->cache[i]);
+}
+
+static void pending_free(struct pending *p)
+{
+	free(p->kind);
+	free(p->text);
+	free(p);
+}
+
 int objects_new(store *s, objects **out, struct err *e)
 {
 	objects *o = xcalloc(1, sizeof *o);
@@ -96,9 +167,7 @@ void objects_free(objects *o)
 		o->batch = 0;
 		for (struct pending *p = o->queue, *next; p; p = next) {
 			next = p->next;
-			json_decref(p->obj);
-			free(p->kind);
-			free(p);
+			pending_free(p);
 		}
 	}
 	for (objects_watcher *w = o->watches, *next; w; w = next) {
@@ -107,6 +176,8 @@ void objects_free(objects *o)
 			w->fn("CLOSED", NULL, o->rv, w->ud);
 		watcher_free(w);
 	}
+	for (size_t i = 0; i < TEXT_CACHE; i++)
+		cache_clear_slot(&o->cache[i]);
 	free(o);
 }
 
@@ -118,13 +189,47 @@ static const char *meta_str(const json_t *obj, const char *key)
 	return s ? s : "";
 }
 
-static void set_rv(json_t *obj, uint64_t rv)
+/* Sets metadata.resourceVersion; returns the value it replaces (a new
+ * reference, or NULL) so that a failed write can put it back. */
+static json_t *set_rv(json_t *obj, uint64_t rv)
 {
 	char buf[24];
 	snprintf(buf, sizeof buf, "%" PRIu64, rv);
 	json_t *meta = json_object_get(obj, "metadata");
-	if (json_is_object(meta))
-		json_object_set_new(meta, "resourceVersion", json_string(buf));
+	if (!json_is_object(meta))
+		return NULL;
+	json_t *old = json_incref(json_object_get(meta, "resourceVersion"));
+	json_object_set_new(meta, "resourceVersion", json_string(buf));
+	return old;
+}
+
+static void restore_rv(json_t *obj, json_t *old)
+{
+	json_t *meta = json_object_get(obj, "metadata");
+	if (!json_is_object(meta))
+		return;
+	if (old)
+		json_object_set_new(meta, "resourceVersion", old);
+	else
+		json_object_del(meta, "resourceVersion");
+}
+
+static json_t *parse_stored(const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *obj = json_loadb(text, len, 0, &jerr);
+	if (!obj)
+		log_error("objects", "stored object does not parse: %s", jerr.text);
+	return obj;
+}
+
+/* Whether a live watcher follows `kind` (then a change is worth parsing). */
+static int watched(const objects *o, const char *kind)
+{
+	for (const objects_watcher *w = o->watches; w; w = w->next)
+		if (!w->dead && strcmp(w->kind, kind) == 0)
+			return 1;
+	return 0;
 }
 
 static void notify(objects *o, const char *kind, const char *type, const json_t *obj, uint64_t rv)
@@ -176,21 +281,34 @@ static int log_change(objects *o, uint64_t rv, const char *kind, const char *typ
 }
 
 /* One write: the object statement (already bound by the caller except for
- * the text, rv positions given) plus the change row, in a transaction. */
+ * the text, rv positions given) plus the change row, in a transaction.  The
+ * object is serialised once: that text is the row, the change row and, when
+ * `text_out` is not NULL, the caller's copy (malloc'd, on success only).
+ * On failure `obj` keeps the resourceVersion it had. */
 static int write_change(objects *o, const char *kind, const char *type, json_t *obj,
-			sqlite3_stmt *st, int text_col, int rv_col, struct err *e)
+			sqlite3_stmt *st, int text_col, int rv_col, char **text_out, struct err *e)
 {
 	uint64_t rv = o->rv + 1;
-	set_rv(obj, rv);
-	char *text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!text) {
-		sqlite3_reset(st);
-		return err_set(e, ERR_INTERNAL, "cannot encode %s", kind);
-	}
-	if (!o->batch && store_begin(o->store, e)) {
+	cache_drop(o, kind, meta_str(obj, "namespace"), meta_str(obj, "name"));
+	json_t *old_rv = set_rv(obj, rv);
+	struct buf b;
+	size_t len = 0;
+	buf_init(&b);
+	buf_reserve(&b, 2048); /* a pod's worth in one allocation */
+	char *text = codec_json_compact(obj, 0, &b) == 0 ? buf_steal(&b, &len) : NULL;
+	buf_fini(&b);
+	if (text) /* trimmed: a batch may hold many of these until it ends */
+		text = xrealloc(text, len + 1);
+	int rc = 0;
+	if (!text)
+		rc = err_set(e, ERR_INTERNAL, "cannot encode %s", kind);
+	else if (!o->batch && store_begin(o->store, e))
+		rc = e->code;
+	if (rc) {
 		free(text);
 		sqlite3_reset(st);
-		return e->code;
+		restore_rv(obj, old_rv);
+		return rc;
 	}
 	if (text_col)
 		sqlite3_bind_text(st, text_col, text, -1, SQLITE_STATIC);
@@ -199,7 +317,6 @@ static int write_change(objects *o, const char *kind, const char *type, json_t *
 	int step = sqlite3_step(st);
 	int changed = sqlite3_changes(store_db(o->store));
 	sqlite3_reset(st);
-	int rc = 0;
 	if ((step & 0xff) == SQLITE_CONSTRAINT)
 		rc = err_set(e, ERR_EXISTS, "%s \"%s\" already exists", resource_of(kind), meta_str(obj, "name"));
 	else if (step != SQLITE_DONE)
@@ -211,21 +328,29 @@ static int write_change(objects *o, const char *kind, const char *type, json_t *
 				text, e);
 	if (rc == 0 && !o->batch)
 		rc = store_commit(o->store, e);
-	free(text);
 	if (rc) {
+		free(text);
 		if (!o->batch)
 			store_rollback(o->store);
+		restore_rv(obj, old_rv);
 		return rc;
 	}
+	json_decref(old_rv);
 	o->rv = rv;
 	if (!o->batch) {
 		notify(o, kind, type, obj, rv);
+		if (text_out)
+			*text_out = text;
+		else
+			free(text);
 		return 0;
 	}
 	struct pending *p = xcalloc(1, sizeof *p);
-	*p = (struct pending){.kind = xstrdup(kind), .type = type, .obj = json_deep_copy(obj), .rv = rv};
+	*p = (struct pending){.kind = xstrdup(kind), .type = type, .text = text, .rv = rv};
 	*o->tail = p;
 	o->tail = &p->next;
+	if (text_out)
+		*text_out = xstrdup(text);
 	return 0;
 }
 
@@ -252,30 +377,38 @@ int objects_batch_end(objects *o, struct err *e)
 		o->rv = o->batch_rv0;
 	for (struct pending *p = o->queue, *next; p; p = next) {
 		next = p->next;
-		if (rc == 0)
-			notify(o, p->kind, p->type, p->obj, p->rv);
-		json_decref(p->obj);
-		free(p->kind);
-		free(p);
+		if (rc == 0 && watched(o, p->kind)) {
+			json_t *obj = parse_stored(p->text, strlen(p->text));
+			if (obj)
+				notify(o, p->kind, p->type, obj, p->rv);
+			json_decref(obj);
+		}
+		pending_free(p);
 	}
 	o->queue = NULL;
 	o->tail = &o->queue;
 	return rc;
 }
 
-int objects_create(objects *o, const char *kind, json_t *obj, struct err *e)
+int objects_create_text(objects *o, const char *kind, json_t *obj, char **text, struct err *e)
 {
 	sqlite3_stmt *st = store_stmt(o->store,
 		"INSERT INTO objects(kind, namespace, name, uid, created, object, rv) "
 		"VALUES(?,?,?,?,?,?,?)", e);
 	if (!st)
 		return e->code;
+	/* Borrowed: write_change changes only the resourceVersion of `obj`. */
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, meta_str(obj, "namespace"), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, meta_str(obj, "name"), -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, meta_str(obj, "uid"), -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, meta_str(obj, "namespace"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, meta_str(obj, "name"), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, meta_str(obj, "uid"), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-	return write_change(o, kind, "ADDED", obj, st, 6, 7, e);
+	return write_change(o, kind, "ADDED", obj, st, 6, 7, text, e);
+}
+
+int objects_create(objects *o, const char *kind, json_t *obj, struct err *e)
+{
+	return objects_create_text(o, kind, obj, NULL, e);
 }
 
 static int stored_rv(objects *o, const char *kind, const char *ns, const char *name,
@@ -302,27 +435,50 @@ static int stored_rv(objects *o, const char *kind, const char *ns, const char *n
 	return rc;
 }
 
-int objects_update(objects *o, const char *kind, json_t *obj, uint64_t expect_rv, struct err *e)
+/* Says why an UPDATE matched no row: the object is gone, was modified
+ * since `expect_rv`, or is another object with the same name. */
+static int update_missed(objects *o, const char *kind, const char *ns, const char *name,
+			 const char *uid, uint64_t expect_rv, struct err *e)
 {
-	const char *ns = meta_str(obj, "namespace"), *name = meta_str(obj, "name");
 	uint64_t cur = 0;
-	cleanup_free char *uid = NULL;
-	if (stored_rv(o, kind, ns, name, &cur, &uid, e))
+	cleanup_free char *stored_uid = NULL;
+	if (stored_rv(o, kind, ns, name, &cur, &stored_uid, e))
 		return e->code;
 	if (expect_rv && expect_rv != cur)
 		return err_set(e, ERR_CONFLICT,
 			       "Operation cannot be fulfilled on %s \"%s\": the object has been modified; "
 			       "please apply your changes to the latest version and try again", kind, name);
-	if (strcmp(uid, meta_str(obj, "uid")) != 0)
+	if (strcmp(stored_uid, uid) != 0)
 		return err_set(e, ERR_CONFLICT, "%s \"%s\": uid does not match the stored object", kind, name);
+	return err_set(e, ERR_NOT_FOUND, "%s \"%s\" not found", resource_of(kind), name);
+}
+
+int objects_update_text(objects *o, const char *kind, json_t *obj, uint64_t expect_rv, char **text,
+			struct err *e)
+{
+	const char *ns = meta_str(obj, "namespace"), *name = meta_str(obj, "name");
+	const char *uid = meta_str(obj, "uid");
+	/* The uid and version checks ride on the UPDATE itself; only a miss
+	 * reads the row to say which check failed. */
 	sqlite3_stmt *st = store_stmt(o->store,
-		"UPDATE objects SET object=?, rv=? WHERE kind=? AND namespace=? AND name=?", e);
+		"UPDATE objects SET object=?1, rv=?2 WHERE kind=?3 AND namespace=?4 AND name=?5 "
+		"AND uid=?6 AND (?7 = 0 OR rv = ?7)", e);
 	if (!st)
 		return e->code;
 	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, ns, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 5, name, -1, SQLITE_TRANSIENT);
-	return write_change(o, kind, "MODIFIED", obj, st, 1, 2, e);
+	sqlite3_bind_text(st, 4, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, uid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)expect_rv);
+	int rc = write_change(o, kind, "MODIFIED", obj, st, 1, 2, text, e);
+	if (rc == ERR_NOT_FOUND)
+		rc = update_missed(o, kind, ns, name, uid, expect_rv, e);
+	return rc;
+}
+
+int objects_update(objects *o, const char *kind, json_t *obj, uint64_t expect_rv, struct err *e)
+{
+	return objects_update_text(o, kind, obj, expect_rv, NULL, e);
 }
 
 int objects_delete(objects *o, const char *kind, const char *ns, const char *name,
@@ -333,6 +489,7 @@ int objects_delete(objects *o, const char *kind, const char *ns, const char *nam
 		obj = json_deep_copy(last);
 	else if (objects_get(o, kind, ns, name, &obj, e))
 		return e->code;
+	cache_drop(o, kind, ns, name); /* `last` may name it otherwise */
 	sqlite3_stmt *st = store_stmt(o->store,
 		"DELETE FROM objects WHERE kind=? AND namespace=? AND name=?", e);
 	if (!st) {
@@ -340,9 +497,9 @@ int objects_delete(objects *o, const char *kind, const char *ns, const char *nam
 		return e->code;
 	}
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ns, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
-	int rc = write_change(o, kind, "DELETED", obj, st, 0, 0, e);
+	sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	int rc = write_change(o, kind, "DELETED", obj, st, 0, 0, NULL, e);
 	json_decref(obj);
 	return rc;
 }
@@ -369,23 +526,35 @@ static int read_text(objects *o, sqlite3_stmt *st, char **out, size_t *len, cons
 int objects_get_text(objects *o, const char *kind, const char *ns, const char *name, char **out,
 		     size_t *len, struct err *e)
 {
+	size_t klen, n;
+	char *key = cache_key(kind, ns, name, &klen);
+	struct cached_text *c = cache_slot(o, key, klen);
+	if (c->key && c->klen == klen && memcmp(c->key, key, klen) == 0) {
+		free(key);
+		*out = xstrndup(c->text, c->len);
+		if (len)
+			*len = c->len;
+		return 0;
+	}
 	sqlite3_stmt *st = store_stmt(o->store,
 		"SELECT object FROM objects WHERE kind=? AND namespace=? AND name=?", e);
-	if (!st)
+	if (!st) {
+		free(key);
 		return e->code;
+	}
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, ns, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
-	return read_text(o, st, out, len, kind, name, e);
-}
-
-static json_t *parse_stored(const char *text, size_t len)
-{
-	json_error_t jerr;
-	json_t *obj = json_loadb(text, len, 0, &jerr);
-	if (!obj)
-		log_error("objects", "stored object does not parse: %s", jerr.text);
-	return obj;
+	sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	int rc = read_text(o, st, out, &n, kind, name, e);
+	if (rc == 0 && o->batch == 0) { /* committed: worth keeping */
+		cache_clear_slot(c);
+		*c = (struct cached_text){key, klen, xstrndup(*out, n), n};
+		key = NULL;
+	}
+	free(key);
+	if (rc == 0 && len)
+		*len = n;
+	return rc;
 }
 
 int objects_get(objects *o, const char *kind, const char *ns, const char *name, json_t **out,
@@ -553,6 +722,7 @@ static int prune_step(objects *o, const char *sql, const char *kind, int64_t arg
 
 int objects_prune(objects *o, const char *kind, int64_t keep, int64_t max_age_s, struct err *e)
 {
+	cache_drop_kind(o, kind); /* rows go without a write_change */
 	/* Both cut-offs come from indexes, (kind, rv) and (kind, created), so
 	 * pruning never reads the objects themselves. */
 	sqlite3_stmt *st = store_stmt(o->store,

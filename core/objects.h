@@ -31,7 +31,8 @@ uint64_t objects_rv(const objects *o);
 
 /* Groups the writes until the matching objects_batch_end into one
  * transaction (nestable).  Watchers hear of the changes only after the
- * commit; if it fails, none happened. */
+ * commit, each as the object was when written; if it fails, none
+ * happened. */
 int objects_batch_begin(objects *o, struct err *e);
 int objects_batch_end(objects *o, struct err *e);
 
@@ -41,8 +42,16 @@ int objects_create(objects *o, const char *kind, json_t *obj, struct err *e);
 
 /* Replaces the stored object with the same kind/namespace/name.  When
  * `expect_rv` is not 0 and the stored resourceVersion differs: ERR_CONFLICT.
- * The uid must match.  Sets metadata.resourceVersion in `obj`. */
+ * The uid must match.  Sets metadata.resourceVersion in `obj` (left as it
+ * was when the write fails). */
 int objects_update(objects *o, const char *kind, json_t *obj, uint64_t expect_rv, struct err *e);
+
+/* objects_create and objects_update that also hand out, on success, the
+ * JSON text stored for `obj` (malloc'd; the caller frees it): a handler can
+ * answer with those bytes instead of serialising the object again. */
+int objects_create_text(objects *o, const char *kind, json_t *obj, char **text, struct err *e);
+int objects_update_text(objects *o, const char *kind, json_t *obj, uint64_t expect_rv, char **text,
+			struct err *e);
 
 /* Removes an object; `last` (may be NULL) is the final state sent to
  * watchers with the DELETED event (defaults to the stored one). */
@@ -54,7 +63,9 @@ int objects_get(objects *o, const char *kind, const char *ns, const char *name, 
 		struct err *e);
 /* The stored object with this uid (new reference); ERR_NOT_FOUND. */
 int objects_get_by_uid(objects *o, const char *kind, const char *uid, json_t **out, struct err *e);
-/* The stored JSON text (malloc'd), for answering GET without a parse. */
+/* The stored JSON text (malloc'd), for answering GET without a parse.
+ * The texts of the last few dozen objects read are kept and
+ * served again until the next write to the object. */
 int objects_get_text(objects *o, const char *kind, const char *ns, const char *name, char **out,
 		     size_t *len, struct err *e);
 

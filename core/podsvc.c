@@ -254,7 +254,9 @@ static void sink_status(void *ud, const char *uid, const json_t *status)
 	if (!pod)
 		return;
 	if (!json_equal(json_object_get(pod, "status"), status)) {
-		json_object_set_new(pod, "status", json_deep_copy(status));
+		/* Shared, not copied: the controller builds a fresh status for
+		 * every call and drops its reference right after. */
+		json_object_set(pod, "status", (json_t *)(uintptr_t)status);
 		store_pod(s, pod, "status update");
 	}
 	json_decref(pod);
@@ -514,11 +516,14 @@ static int admit(podsvc *s, json_t *pod, const json_t *old, const char *op, json
 	return rc;
 }
 
-int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **out,
+int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **out, char **text,
 		  json_t **problem, struct err *e)
 {
 	struct k8s_field_errors fe;
+	char *stored = NULL;
 	*problem = NULL;
+	if (text)
+		*text = NULL;
 	if (!json_is_object(pod))
 		return err_set(e, ERR_BAD_REQUEST, "the body must be a Pod object");
 	if (check_identity(pod, ns, e))
@@ -543,27 +548,42 @@ int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **
 		*out = json_incref(pod);
 		return 0;
 	}
-	if (objects_create(s->o, "Pod", pod, e)) {
+	if (objects_create_text(s->o, "Pod", pod, &stored, e)) {
 		batch_end(s, NULL);
 		return e->code;
 	}
 	struct podctl_req req;
 	struct err ce;
 	fill_req(pod, &req);
-	work_add(s, pod);
+	struct working *w = work_add(s, pod);
 	int added = podctl_add(s->ctl, pod, &req, &ce) == 0;
 	if (!added)
 		log_error("podsvc", "controller refused pod %s/%s: %s", ns, pod_name(pod), ce.msg);
-	/* Answer with the pod as the controller left it (bound, with status). */
+	/* Answer with the pod as the controller left it (bound, with status).
+	 * Its write is the first of the batch's working set, so it is made
+	 * here instead of in flush_work, in the same order, and the stored
+	 * text doubles as the answer. */
+	if (w->dirty) {
+		w->dirty = 0;
+		free(stored);
+		stored = NULL;
+		if (objects_update_text(s->o, "Pod", pod, 0, &stored, &ce))
+			log_error("podsvc", "writing pod %s/%s: %s", ns, pod_name(pod), ce.msg);
+	}
 	*out = json_incref(pod);
 	if (batch_end(s, e)) {
 		if (added) /* not stored after all: the controller forgets it */
 			podctl_delete(s->ctl, meta_str(pod, "uid"), 0, &ce);
 		json_decref(*out);
 		*out = NULL;
+		free(stored);
 		return e->code;
 	}
 	log_info("podsvc", "pod created pod=%s/%s uid=%s", ns, pod_name(pod), meta_str(pod, "uid"));
+	if (text)
+		*text = stored;
+	else
+		free(stored);
 	return 0;
 }
 

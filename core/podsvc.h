@@ -47,8 +47,10 @@ void podsvc_set_admission(podsvc *s, podsvc_admit_fn fn, void *ud);
 
 /* Each operation returns 0 with *out (new reference) the resulting object,
  * or an error; for validation failures *problem receives the Kubernetes
- * Status document (422 with causes) to send instead of e->msg. */
-int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **out,
+ * Status document (422 with causes) to send instead of e->msg.  A create
+ * also gives *text (when `text` is not NULL): the JSON stored for *out,
+ * malloc'd, or NULL when nothing was stored (dry run). */
+int podsvc_create(podsvc *s, const char *ns, json_t *pod, int dry_run, json_t **out, char **text,
 		  json_t **problem, struct err *e);
 /* Replaces labels and annotations (PUT semantics; other changes are 422). */
 int podsvc_update(podsvc *s, const char *ns, const char *name, json_t *pod, json_t **out,

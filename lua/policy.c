@@ -8,11 +8,13 @@
 #include <time.h>
 #include <openssl/evp.h>
 
+#include "codec.h"
 #include "log.h"
 #include "util.h"
 
 #define DECISIONS_KEPT 20000
 #define DECISIONS_MAX_AGE (7 * 24 * 3600)
+#define INPUT_KEPT (64 * 1024)
 
 static const char *const hook_names[POLICY__N] = {"admission", "attestation", "resource", "agent"};
 static const char *const hook_functions[POLICY__N] = {"admit", "appraise", "release", "agent"};
@@ -24,6 +26,7 @@ struct policy {
 	sandbox_policy *active[POLICY__N];
 	int version[POLICY__N];
 	unsigned logged;
+	struct buf input; /* reused for the text of each input digest */
 };
 
 const char *policy_hook_name(enum policy_hook h) { return (unsigned)h < POLICY__N ? hook_names[h] : "?"; }
@@ -189,6 +192,7 @@ int policy_new(store *s, metrics *m, const struct sandbox_limits *lim, policy **
 	policy *p = xcalloc(1, sizeof *p);
 	p->store = s;
 	p->metrics = m;
+	buf_init(&p->input);
 	if (lim)
 		p->limits = *lim;
 	else
@@ -213,6 +217,7 @@ void policy_free(policy *p)
 		return;
 	for (int h = 0; h < POLICY__N; h++)
 		sandbox_free(p->active[h]);
+	buf_fini(&p->input);
 	free(p);
 }
 
@@ -258,6 +263,26 @@ static void record(policy *p, enum policy_hook h, const char *subject, const cha
 	}
 }
 
+/* SHA-256 of the arguments as one compact JSON array with sorted keys,
+ * written into a buffer kept from call to call. */
+static void input_digest(policy *p, json_t *const *args, int nargs, char out[65])
+{
+	struct buf *b = &p->input;
+	b->len = 0;
+	buf_add(b, "[", 1);
+	for (int i = 0; i < nargs; i++) {
+		if (i)
+			buf_add(b, ",", 1);
+		codec_json_compact(args[i] ? args[i] : json_null(), 1, b);
+	}
+	buf_add(b, "]", 1);
+	sha256_hex(b->data, b->len, out);
+	if (b->cap > INPUT_KEPT) { /* keep a pod's worth, not the largest input ever */
+		buf_fini(b);
+		buf_init(b);
+	}
+}
+
 static void count(policy *p, enum policy_hook h, const struct policy_verdict *v, uint64_t ns)
 {
 	if (!p->metrics)
@@ -282,13 +307,7 @@ void policy_eval(policy *p, enum policy_hook h, const char *subject, json_t *con
 	memset(out, 0, sizeof *out);
 	out->version = p->version[h];
 	/* The digest identifies the input in the log without storing it. */
-	json_t *all = json_array();
-	for (int i = 0; i < nargs; i++)
-		json_array_append(all, args[i] ? args[i] : json_null());
-	char *text = json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(all);
-	sha256_hex(text ? text : "", text ? strlen(text) : 0, digest);
-	free(text);
+	input_digest(p, args, nargs, digest);
 	sandbox_call(p->active[h], args, nargs, &d);
 	out->allow = d.allow && !d.failed;
 	out->failed = d.failed;

@@ -1,7 +1,8 @@
 /* Unit tests for codec: JSON and YAML bodies decode to the same json_t, the
  * YAML 1.2 core-schema type table, errors that name line and column, the
  * depth/node/alias bounds, tags, multi-document streams, content types, the
- * YAML emitter's layout and round trip, and Accept negotiation. */
+ * YAML emitter's layout and round trip, Accept negotiation, and the compact
+ * JSON writer matching json_dumps byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -859,6 +860,117 @@ static void json_output_is_compact_or_indented_in_key_order(void **state)
 	json_decref(v);
 }
 
+/* codec_json_compact(v, sort) must equal json_dumps(v, JSON_COMPACT |
+ * JSON_ENCODE_ANY [| JSON_SORT_KEYS]), failures included. */
+static void assert_compact_like_jansson(const json_t *v)
+{
+	for (int sort = 0; sort < 2; sort++) {
+		char *want =
+		    json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | (sort ? JSON_SORT_KEYS : 0));
+		struct buf b;
+		buf_init(&b);
+		buf_adds(&b, "x"); /* appends after what is there */
+		int rc = codec_json_compact(v, sort, &b);
+		if (!want) {
+			assert_int_equal(rc, -1);
+			assert_string_equal(b.data, "x");
+		} else {
+			assert_int_equal(rc, 0);
+			assert_string_equal(b.data + 1, want);
+			assert_int_equal(b.len, strlen(want) + 1);
+		}
+		buf_fini(&b);
+		free(want);
+	}
+}
+
+static void compact_json_is_byte_for_byte_jansson(void **state)
+{
+	static const char *const docs[] = {
+	    "null",
+	    "true",
+	    "false",
+	    "0",
+	    "-1",
+	    "9223372036854775807",
+	    "-9223372036854775808",
+	    "0.5",
+	    "-2.5e-10",
+	    "1e300",
+	    "100.0",
+	    "3.141592653589793",
+	    "\"\"",
+	    "[]",
+	    "{}",
+	    "\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\\u0000e\"",
+	    "\"\\u00e9\\u20ac\\ud83d\\ude00\\u2028\"",
+	    "{\"b\":1,\"a\":{\"d\":[1,2,{\"z\":null,\"y\":true}],\"c\":\"x\"},\"ab\":[],\"\":0}",
+	    "{\"ab\":1,\"a\":2,\"a0\":3,\"\\u00e9\":4,\"z\":5,\"A\":6}",
+	    "[[[[[[[[[[\"deep\"]]]]]]]]]]",
+	    "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"labels\":"
+	    "{\"app\":\"web\"}},\"spec\":{\"containers\":[{\"name\":\"c\",\"image\":\"busybox\","
+	    "\"resources\":{\"requests\":{\"cpu\":\"100m\"}}}]}}",
+	};
+	for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+		json_t *v = json_loads(docs[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+		assert_non_null(v);
+		assert_compact_like_jansson(v);
+		json_decref(v);
+	}
+	/* more keys than fit the writer's stack array, in reverse order */
+	json_t *big = json_object();
+	for (int i = 99; i >= 0; i--) {
+		char k[8];
+		snprintf(k, sizeof k, "k%02d", i);
+		json_object_set_new(big, k, json_integer(i));
+	}
+	assert_compact_like_jansson(big);
+	json_decref(big);
+	/* keys with NUL bytes (the parser refuses them; json_object_setn not) */
+	json_t *nul = json_object();
+	json_object_setn_new(nul, "a\0b", 3, json_integer(1));
+	json_object_setn_new(nul, "a", 1, json_integer(2));
+	json_object_setn_new(nul, "a\0", 2, json_integer(3));
+	assert_compact_like_jansson(nul);
+	json_decref(nul);
+	/* strings jansson refuses to write: not UTF-8 (overlong, surrogate,
+	 * past U+10FFFF, truncated, stray continuation) */
+	static const char *const bad[] = {"\xc0\xaf",   "\xed\xa0\x80", "\xf4\x90\x80\x80",
+	                                  "ok\xe2\x82", "\x80",         "\xf8\x88\x80\x80\x80"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *v = json_pack("{s:o}", "k", json_stringn_nocheck(bad[i], strlen(bad[i])));
+		assert_compact_like_jansson(v);
+		json_decref(v);
+	}
+	/* random strings over escapes and multi-byte characters */
+	static const char *const alphabet[] = {"a",
+	                                       "\"",
+	                                       "\\",
+	                                       "/",
+	                                       "\n",
+	                                       "\x01",
+	                                       "\x7f",
+	                                       "\xc3\xa9",
+	                                       "\xe2\x80\xa8",
+	                                       "\xf0\x9f\x98\x80",
+	                                       " ",
+	                                       "\t"};
+	uint32_t seed = 777;
+	for (int i = 0; i < 2000; i++) {
+		char str[128] = "";
+		seed = seed * 1103515245u + 12345u;
+		int len = (int)((seed >> 16) % 12);
+		for (int j = 0; j < len; j++) {
+			seed = seed * 1103515245u + 12345u;
+			strcat(str,
+			       alphabet[(seed >> 16) % (sizeof alphabet / sizeof alphabet[0])]);
+		}
+		json_t *v = json_pack("{s:s, s:[s]}", str, str, "x", str);
+		assert_compact_like_jansson(v);
+		json_decref(v);
+	}
+}
+
 static void accept_header_chooses_json_or_yaml(void **state)
 {
 	static const struct {
@@ -921,6 +1033,7 @@ int main(void)
 	    cmocka_unit_test(scalars_and_containers_round_trip_through_yaml),
 	    cmocka_unit_test(json_output_is_compact_or_indented_in_key_order),
 	    cmocka_unit_test(accept_header_chooses_json_or_yaml),
+	    cmocka_unit_test(compact_json_is_byte_for_byte_jansson),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
 /* Unit tests for objects: create/get/update/delete with resourceVersion,
  * conflicts, listing, watch replay and live events, 410 for a pruned log,
- * persistence of the resourceVersion across reopen, pruning. */
+ * persistence of the resourceVersion across reopen, pruning, batched
+ * changes told to watchers as written, the stored text handed out, reads
+ * (served from a small cache) that see every write. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -214,6 +216,166 @@ static void unwatch_inside_callback_is_safe(void **state)
 	json_decref(b);
 }
 
+/* Records "TYPE:name:rv:label " with the object's label "v". */
+static void record_label(const char *type, const json_t *obj, uint64_t rv, void *ud)
+{
+	struct seen *s = ud;
+	const json_t *m = json_object_get(obj, "metadata");
+	const char *v = json_string_value(json_object_get(json_object_get(m, "labels"), "v"));
+	char line[96];
+	snprintf(line, sizeof line, "%s:%s:%llu:%s ", type, json_string_value(json_object_get(m, "name")),
+		 (unsigned long long)rv, v ? v : "-");
+	strcat(s->log, line);
+}
+
+static void batched_changes_reach_watchers_after_commit_as_written(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	struct seen s = {.log = ""};
+	objects_watcher *w;
+	assert_int_equal(objects_watch(f->o, "Pod", NULL, 0, record_label, &s, &w, &e), 0);
+	json_t *a = pod("default", "a", "u1");
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "1"));
+	assert_int_equal(objects_batch_begin(f->o, &e), 0);
+	assert_int_equal(objects_create(f->o, "Pod", a, &e), 0);
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "2"));
+	assert_int_equal(objects_update(f->o, "Pod", a, 0, &e), 0);
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "3"));
+	assert_string_equal(s.log, ""); /* nothing before the commit */
+	assert_int_equal(objects_batch_end(f->o, &e), 0);
+	assert_string_equal(s.log, "ADDED:a:1:1 MODIFIED:a:2:2 ");
+	/* a batch of a kind nobody watches, then one of a watched kind */
+	json_t *ev = pod("default", "e", "u2");
+	assert_int_equal(objects_batch_begin(f->o, &e), 0);
+	assert_int_equal(objects_create(f->o, "Event", ev, &e), 0);
+	assert_int_equal(objects_delete(f->o, "Pod", "default", "a", NULL, &e), 0);
+	assert_int_equal(objects_batch_end(f->o, &e), 0);
+	assert_string_equal(s.log, "ADDED:a:1:1 MODIFIED:a:2:2 DELETED:a:4:2 ");
+	objects_unwatch(w);
+	json_decref(a);
+	json_decref(ev);
+}
+
+static void failed_update_leaves_the_object_alone(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	json_t *a = pod("default", "a", "u1");
+	assert_int_equal(objects_create(f->o, "Pod", a, &e), 0);
+	assert_int_equal(objects_update(f->o, "Pod", a, 7, &e), ERR_CONFLICT);
+	assert_non_null(strstr(e.msg, "the object has been modified"));
+	assert_string_equal(rv_of(a), "1");
+	json_object_set_new(json_object_get(a, "metadata"), "uid", json_string("u9"));
+	assert_int_equal(objects_update(f->o, "Pod", a, 0, &e), ERR_CONFLICT);
+	assert_non_null(strstr(e.msg, "uid does not match"));
+	assert_string_equal(rv_of(a), "1");
+	json_t *missing = pod("default", "zz", "u5");
+	assert_int_equal(objects_update(f->o, "Pod", missing, 0, &e), ERR_NOT_FOUND);
+	assert_null(rv_of(missing));
+	assert_int_equal(objects_rv(f->o), 1);
+	json_decref(missing);
+	json_decref(a);
+}
+
+static void writes_hand_out_the_stored_text(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	json_t *a = pod("default", "a", "u1");
+	char *text = NULL, *stored = NULL;
+	assert_int_equal(objects_create_text(f->o, "Pod", a, &text, &e), 0);
+	assert_int_equal(objects_get_text(f->o, "Pod", "default", "a", &stored, NULL, &e), 0);
+	assert_string_equal(text, stored);
+	free(text);
+	free(stored);
+	assert_int_equal(objects_batch_begin(f->o, &e), 0);
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "x", "y"));
+	assert_int_equal(objects_update_text(f->o, "Pod", a, 1, &text, &e), 0);
+	assert_int_equal(objects_batch_end(f->o, &e), 0);
+	assert_int_equal(objects_get_text(f->o, "Pod", "default", "a", &stored, NULL, &e), 0);
+	assert_string_equal(text, stored);
+	assert_non_null(strstr(text, "\"resourceVersion\":\"2\""));
+	free(text);
+	free(stored);
+	text = NULL;
+	assert_int_equal(objects_update_text(f->o, "Pod", a, 1, &text, &e), ERR_CONFLICT);
+	assert_null(text);
+	json_decref(a);
+}
+
+/* The label "v" in the stored text of default/a, or "-" when absent. */
+static const char *stored_label(struct fixture *f, const char *kind, const char *name, char *out)
+{
+	struct err e;
+	char *text = NULL;
+	strcpy(out, "-");
+	if (objects_get_text(f->o, kind, "default", name, &text, NULL, &e) == 0) {
+		json_t *v = json_loads(text, 0, NULL);
+		const json_t *m = json_object_get(v, "metadata");
+		const char *l = json_string_value(json_object_get(json_object_get(m, "labels"), "v"));
+		strcpy(out, l ? l : "?");
+		json_decref(v);
+	}
+	free(text);
+	return out;
+}
+
+static void repeated_reads_see_every_write(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	char got[16];
+	json_t *a = pod("default", "a", "u1");
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "1"));
+	assert_int_equal(objects_create(f->o, "Pod", a, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "1");
+	assert_string_equal(stored_label(f, "Pod", "a", got), "1"); /* a second read */
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "2"));
+	assert_int_equal(objects_update(f->o, "Pod", a, 0, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "2");
+	/* inside a batch a read sees the batch's own write, and after it too */
+	assert_int_equal(objects_batch_begin(f->o, &e), 0);
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "3"));
+	assert_int_equal(objects_update(f->o, "Pod", a, 0, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "3");
+	assert_int_equal(objects_batch_end(f->o, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "3");
+	/* a deletion, given a last state that names the object */
+	assert_int_equal(objects_delete(f->o, "Pod", "default", "a", a, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "-");
+	/* pruned events are gone for readers too */
+	json_t *ev = pod("default", "e", "u2");
+	json_object_set_new(json_object_get(ev, "metadata"), "labels", json_pack("{s:s}", "v", "e"));
+	assert_int_equal(objects_create(f->o, "Event", ev, &e), 0);
+	assert_string_equal(stored_label(f, "Event", "e", got), "e");
+	assert_int_equal(objects_prune(f->o, "Event", 0, 3600, &e), 1);
+	assert_string_equal(stored_label(f, "Event", "e", got), "-");
+	json_decref(a);
+	json_decref(ev);
+}
+
+/* An unfinished batch is rolled back when the store closes; reopened, the
+ * reads give what was committed. */
+static void rolled_back_writes_are_not_read(void **state)
+{
+	struct fixture *f = *state;
+	struct err e;
+	char got[16];
+	json_t *a = pod("default", "a", "u1");
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "1"));
+	assert_int_equal(objects_create(f->o, "Pod", a, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "1");
+	assert_int_equal(objects_batch_begin(f->o, &e), 0);
+	json_object_set_new(json_object_get(a, "metadata"), "labels", json_pack("{s:s}", "v", "2"));
+	assert_int_equal(objects_update(f->o, "Pod", a, 0, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "2");
+	objects_free(f->o); /* drops the batch */
+	assert_int_equal(objects_new(f->s, &f->o, &e), 0);
+	assert_string_equal(stored_label(f, "Pod", "a", got), "1");
+	json_decref(a);
+}
+
 static void resource_version_survives_reopen(void **state)
 {
 	struct fixture *f = *state;
@@ -286,6 +448,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(list_orders_by_namespace_and_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(watch_replays_then_follows_live_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(unwatch_inside_callback_is_safe, setup, teardown),
+		cmocka_unit_test_setup_teardown(batched_changes_reach_watchers_after_commit_as_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(failed_update_leaves_the_object_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(writes_hand_out_the_stored_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(repeated_reads_see_every_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(rolled_back_writes_are_not_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(resource_version_survives_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(watch_from_pruned_version_is_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(prune_keeps_newest, setup, teardown),

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -967,8 +968,26 @@ static void k8s_helpers(void **state)
 	assert_int_equal(strlen(uid), 36);
 	assert_string_not_equal(uid, uid2);
 	assert_true(uid[8] == '-' && uid[13] == '-' && uid[18] == '-' && uid[23] == '-');
-	assert_int_equal(uid[14], '4');
+	assert_int_equal(uid[14], '7'); /* RFC 9562 version 7: time-ordered */
 	assert_non_null(strchr("89ab", uid[19]));
+	/* the first 48 bits are the Unix time in milliseconds */
+	char ms_hex[13];
+	memcpy(ms_hex, uid, 8);
+	memcpy(ms_hex + 8, uid + 9, 4);
+	ms_hex[12] = '\0';
+	long long ms = strtoll(ms_hex, NULL, 16), now_ms = (long long)time(NULL) * 1000;
+	assert_true(ms > now_ms - 5000 && ms < now_ms + 5000);
+	/* a uid made later sorts after, whatever the random bits; many are distinct */
+	struct timespec pause = {0, 2000000};
+	nanosleep(&pause, NULL);
+	assert_int_equal(k8s_new_uid(uid2), 0);
+	assert_true(strcmp(uid, uid2) < 0);
+	char seen[100][37];
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(k8s_new_uid(seen[i]), 0);
+		for (int j = 0; j < i; j++)
+			assert_string_not_equal(seen[i], seen[j]);
+	}
 
 	char ts[32];
 	k8s_now_rfc3339(ts);
