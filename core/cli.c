@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "codec.h"
+#include "config.h"
 #include "kapi.h"
 #include "policy.h"
 #include "util.h"
@@ -38,6 +39,24 @@ char *cli_default_data_dir(void)
 		}
 	}
 	return xstrdup("/var/lib/cocod");
+}
+
+char *cli_data_dir(const char *cmd, const char *data_dir, const char *config)
+{
+	if (data_dir)
+		return xstrdup(data_dir);
+	if (!config)
+		return cli_default_data_dir();
+	struct config c;
+	struct err e = {0};
+	char *dir = NULL;
+	config_init(&c);
+	if (config_load_file(&c, config, &e) == 0)
+		dir = c.data_dir && c.data_dir[0] ? xstrdup(c.data_dir) : cli_default_data_dir();
+	else
+		fprintf(stderr, "cocod %s: %s\n", cmd, e.msg);
+	config_fini(&c);
+	return dir;
 }
 
 /* Options every client command shares. */

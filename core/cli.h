@@ -29,4 +29,10 @@ int cli_connect(const char *data_dir, const char *kubeconfig, const char *server
  * /var/lib/cocod).  Malloc'd. */
 char *cli_default_data_dir(void);
 
+/* The data directory of a command that works on it directly: `data_dir`
+ * (--data-dir) if given, else the data_dir of the `config` file
+ * (--config), else cli_default_data_dir().  NULL after printing
+ * "cocod CMD: <why>" when the config file does not load.  Malloc'd. */
+char *cli_data_dir(const char *cmd, const char *data_dir, const char *config);
+
 #endif

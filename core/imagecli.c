@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
 #include "daemon.h"
 #include "images.h"
 #include "log.h"
@@ -83,25 +82,9 @@ static int parse(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/* The data directory: --data-dir, --config's data_dir, or the default. */
 static char *data_dir_of(const struct opts *o)
 {
-	if (o->data_dir)
-		return xstrdup(o->data_dir);
-	if (o->config) {
-		struct config c;
-		struct err e = {0};
-		config_init(&c);
-		char *dir = NULL;
-		if (config_load_file(&c, o->config, &e) == 0 && c.data_dir && c.data_dir[0])
-			dir = xstrdup(c.data_dir);
-		else if (e.code)
-			fprintf(stderr, "cocod image: %s\n", e.msg);
-		config_fini(&c);
-		if (dir || e.code)
-			return dir;
-	}
-	return cli_default_data_dir();
+	return cli_data_dir("image", o->data_dir, o->config);
 }
 
 static int open_images(const struct opts *o, store **st, images **im)

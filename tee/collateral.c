@@ -19,7 +19,6 @@
 #include <openssl/x509.h>
 
 #include "cli.h"
-#include "config.h"
 #include "daemon.h"
 #include "evidence.h"
 #include "snp_roots.h"
@@ -1222,22 +1221,7 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static char *data_dir_of(const struct opts *o)
 {
-	if (o->data_dir)
-		return xstrdup(o->data_dir);
-	if (o->config) {
-		struct config c;
-		struct err e = {0};
-		char *dir = NULL;
-		config_init(&c);
-		if (config_load_file(&c, o->config, &e) == 0 && c.data_dir && c.data_dir[0])
-			dir = xstrdup(c.data_dir);
-		else if (e.code)
-			fprintf(stderr, "cocod collateral: %s\n", e.msg);
-		config_fini(&c);
-		if (dir || e.code)
-			return dir;
-	}
-	return cli_default_data_dir();
+	return cli_data_dir("collateral", o->data_dir, o->config);
 }
 
 static int print_list(store *st, int json)

@@ -117,26 +117,37 @@ static int secret_run(client *cl, const char *action, int argc, char **argv)
 	return rc;
 }
 
-int kbscli_secret(int argc, char **argv)
+/* --data-dir, --server, --token and --help of the admin commands: -1 to go
+ * on, else the exit status (0 after --help). */
+static int parse_conn(int argc, char **argv, const char *cmd, const char *usage,
+		      struct conn_opts *c)
 {
 	static const struct option opts[] = {
 		{"data-dir", required_argument, NULL, 'd'}, {"server", required_argument, NULL, 's'},
 		{"token", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct conn_opts c = {0};
 	int opt;
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'd': c.data_dir = optarg; break;
-		case 's': c.server = optarg; break;
-		case 't': c.token = optarg; break;
-		case 'h': fputs(secret_usage, stdout); return 0;
-		default: fprintf(stderr, "cocod secret: bad option\n%s", secret_usage); return EXIT_USAGE;
+		case 'd': c->data_dir = optarg; break;
+		case 's': c->server = optarg; break;
+		case 't': c->token = optarg; break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fprintf(stderr, "cocod %s: bad option\n%s", cmd, usage); return EXIT_USAGE;
 		}
 	}
+	return -1;
+}
+
+int kbscli_secret(int argc, char **argv)
+{
+	struct conn_opts c = {0};
+	int done = parse_conn(argc, argv, "secret", secret_usage, &c);
+	if (done >= 0)
+		return done;
 	if (optind >= argc || (strcmp(argv[optind], "put") && strcmp(argv[optind], "rm") && strcmp(argv[optind], "ls"))) {
 		fputs(secret_usage, stderr);
 		return EXIT_USAGE;
@@ -201,24 +212,10 @@ static int refval_run(client *cl, const char *action, int argc, char **argv)
 
 int kbscli_reference_value(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"data-dir", required_argument, NULL, 'd'}, {"server", required_argument, NULL, 's'},
-		{"token", required_argument, NULL, 't'},    {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	struct conn_opts c = {0};
-	int opt;
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': c.data_dir = optarg; break;
-		case 's': c.server = optarg; break;
-		case 't': c.token = optarg; break;
-		case 'h': fputs(refval_usage, stdout); return 0;
-		default: fprintf(stderr, "cocod reference-value: bad option\n%s", refval_usage); return EXIT_USAGE;
-		}
-	}
+	int done = parse_conn(argc, argv, "reference-value", refval_usage, &c);
+	if (done >= 0)
+		return done;
 	if (optind >= argc || (strcmp(argv[optind], "add") && strcmp(argv[optind], "get"))) {
 		fputs(refval_usage, stderr);
 		return EXIT_USAGE;
