@@ -227,11 +227,21 @@ static json_t *parsed_claims(const uint8_t raw[SNP_REPORT_SIZE], const json_t *j
 }
 
 static int snp_run(const uint8_t *raw, const json_t *json, const struct buf *pem,
-                   const struct snp_trust *t, time_t at, struct result *res, struct err *e)
+                   const struct snp_trust *t, const struct snp_crls *crls, time_t at,
+                   struct result *res, struct err *e)
 {
 	const uint8_t *certs = (const uint8_t *)pem->data;
-	int rc = json ? snp_verify_trustee_evidence(json, certs, pem->len, t, at, &res->claims, e)
-	              : snp_verify(raw, SNP_REPORT_SIZE, certs, pem->len, t, at, &res->claims, e);
+	uint8_t tmp[SNP_REPORT_SIZE];
+	int rc = 0;
+	if (json && !json_is_object(json))
+		rc = err_set(e, ERR_INVALID, "SNP evidence: expected a JSON object");
+	else if (json)
+		rc = snp_trustee_report(json_object_get(json, "attestation_report"), tmp, e) ||
+		     snp_verify_trustee_chain(tmp, json_object_get(json, "cert_chain"), certs, pem->len,
+		                              t, crls, at, &res->claims, e);
+	else
+		rc = snp_verify_crls(raw, SNP_REPORT_SIZE, certs, pem->len, t, crls, at, &res->claims,
+		                     e);
 	if (rc)
 		res->claims = parsed_claims(raw, json);
 	return rc;
@@ -261,7 +271,8 @@ static int json_carries_vek(const json_t *ev)
 
 /* As the KBS does: each imported VCEK/VLEK matching the report, in turn. */
 static int snp_run_store(const struct opts *o, const uint8_t *raw, const json_t *json,
-                         const struct snp_trust *t, time_t at, struct result *res, struct err *e)
+                         const struct snp_trust *t, const struct snp_crls *crls, time_t at,
+                         struct result *res, struct err *e)
 {
 	uint8_t tmp[SNP_REPORT_SIZE];
 	struct snp_report r;
@@ -281,7 +292,7 @@ static int snp_run_store(const struct opts *o, const uint8_t *raw, const json_t 
 		struct buf der = {(char *)c[i].der, c[i].len, c[i].len};
 		json_decref(res->claims);
 		res->claims = NULL;
-		rc = snp_run(raw, json, &der, t, at, res, e);
+		rc = snp_run(raw, json, &der, t, crls, at, res, e);
 		if (rc && i + 1 < n)
 			rc = 0;
 		else
@@ -293,6 +304,17 @@ static int snp_run_store(const struct opts *o, const uint8_t *raw, const json_t 
 	return rc;
 }
 
+/* The AMD ARK CRLs imported into the store of --data-dir (NULL: none). */
+static int store_crls(const char *dir, struct snp_crls **out, struct err *e)
+{
+	store *st = NULL;
+	int rc = open_store(dir, &st, e);
+	if (rc == 0)
+		rc = collateral_snp_crls(st, out, e);
+	store_close(st);
+	return rc;
+}
+
 static int verify_snp(const struct opts *o, time_t at, struct result *res, struct err *e)
 {
 	uint8_t raw[SNP_REPORT_SIZE];
@@ -301,6 +323,7 @@ static int verify_snp(const struct opts *o, time_t at, struct result *res, struc
 	size_t len;
 	struct buf pem;
 	struct snp_trust *t = snp_trust_new();
+	struct snp_crls *crls = NULL;
 	buf_init(&pem);
 	int rc = read_file(o->evidence, &data, &len, e);
 	if (rc) {
@@ -311,13 +334,18 @@ static int verify_snp(const struct opts *o, time_t at, struct result *res, struc
 		rc = EXIT_USAGE;
 		goto out;
 	}
+	if (o->data_dir && (rc = store_crls(o->data_dir, &crls, e))) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	if (snp_load(data, len, raw, &json, &res->form, e))
 		rc = EXIT_INVALID;
 	else if (o->data_dir && o->ncerts == 0 && !(json && json_carries_vek(json)))
-		rc = snp_run_store(o, raw, json, t, at, res, e) ? EXIT_INVALID : 0;
-	else if (snp_run(raw, json, &pem, t, at, res, e))
+		rc = snp_run_store(o, raw, json, t, crls, at, res, e) ? EXIT_INVALID : 0;
+	else if (snp_run(raw, json, &pem, t, crls, at, res, e))
 		rc = EXIT_INVALID;
 out:
+	snp_crls_free(crls);
 	json_decref(json);
 	free(data);
 	buf_fini(&pem);

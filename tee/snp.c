@@ -1304,15 +1304,22 @@ static int verify_keyed(const uint8_t *report, size_t len, const uint8_t *certs,
 	return verify_parsed(report, &r, &b, trust, crls, key, at, claims, e);
 }
 
-int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
-               const struct snp_trust *trust, time_t at, json_t **claims, struct err *e)
+int snp_verify_crls(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
+                    const struct snp_trust *trust, const struct snp_crls *crls, time_t at,
+                    json_t **claims, struct err *e)
 {
 	uint8_t key[32];
 	unsigned int n = 0;
 	if (trust && certs && certs_len)
 		EVP_Digest(certs, certs_len, key, &n, EVP_sha256(), NULL);
-	return verify_keyed(report, len, certs, certs_len, trust, NULL, n ? key : NULL, at, claims,
+	return verify_keyed(report, len, certs, certs_len, trust, crls, n ? key : NULL, at, claims,
 	                    e);
+}
+
+int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
+               const struct snp_trust *trust, time_t at, json_t **claims, struct err *e)
+{
+	return snp_verify_crls(report, len, certs, certs_len, trust, NULL, at, claims, e);
 }
 
 /* ---- Trustee's JSON evidence ---- */

@@ -152,6 +152,12 @@ int snp_vek_verify(const uint8_t *certs, size_t len, const struct snp_trust *tru
 int snp_verify(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
                const struct snp_trust *trust, time_t at, json_t **claims, struct err *e);
 
+/* snp_verify, also checking the chain's revocation against `crls` (may be
+ * NULL), as snp_verify_trustee_chain does. */
+int snp_verify_crls(const uint8_t *report, size_t len, const uint8_t *certs, size_t certs_len,
+                    const struct snp_trust *trust, const struct snp_crls *crls, time_t at,
+                    json_t **claims, struct err *e);
+
 /* Verifies Trustee's SNP evidence JSON: {"attestation_report": {fields} or
  * raw bytes (array, base64 or hex), "cert_chain": [{"cert_type": "VCEK"|
  * "VLEK"|"ASK"|"ASVK"|"ARK", "data": [bytes] | "base64" | "PEM"}]}.

@@ -55,10 +55,12 @@
 #include <openssl/evp.h>
 #include <jansson.h>
 
+#include "daemon.h"
 #include "evidence.h"
 #include "simsp.h"
 #include "snp.h"
 #include "snp_roots.h"
+#include "store.h"
 #include "testchain.h"
 #include "util.h"
 
@@ -1047,6 +1049,65 @@ static void crls_revoke_the_ask_or_the_vcek_with_a_clear_reason(void **state)
 	testchain_fini(&tc);
 }
 
+static char *tmp_file(const void *data, size_t len)
+{
+	char *path = xstrdup("/tmp/cocod-test-snp-in-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+/* `cocod evidence verify --data-dir` applies the ARK CRLs imported there,
+ * as the KBS does: the same report is valid before and revoked after. */
+static void cli_applies_the_stored_ark_crls(void **state)
+{
+	struct testchain tc;
+	struct simsp *sp;
+	struct err e = {0};
+	testchain_make(&tc);
+	if (simsp_load(tc.pem, tc.len, &sp, &e))
+		fail_msg("%s", e.msg);
+	uint8_t rd[64] = {2}, raw[SNP_REPORT_SIZE];
+	assert_int_equal(simsp_report(sp, rd, NULL, NULL, 0x30000, raw, &e), 0);
+	cleanup_free char *vcek = simsp_vcek_pem(sp), *roots = simsp_roots_pem(sp);
+	cleanup_free char *ev = tmp_file(raw, sizeof raw), *cert = tmp_file(vcek, strlen(vcek)),
+			  *rp = tmp_file(roots, strlen(roots));
+	char dir[] = "/tmp/cocod-test-snp-dd-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	store *st = NULL;
+	assert_int_equal(daemon_open_store(dir, &st, &e), 0);
+	const char *args[] = {"--tee", "snp", "--evidence", ev, "--cert", cert, "--sim-roots", rp,
+			      "--data-dir", dir, NULL};
+	char *out = NULL;
+	assert_int_equal(run_cli(&out, args), 0);
+	free(out);
+	size_t n;
+	uint8_t *crl = testchain_crl(tc.ark, tc.ark_key, 2, &n);
+	sqlite3_stmt *q;
+	sqlite3_prepare_v2(store_db(st),
+			   "INSERT INTO collateral (sha256, kind, lookup, not_before, not_after, "
+			   "summary, source, imported, data) VALUES ('x', 'amd_crl', 'cocod-sim', 0, "
+			   "0, '', 'test', '', ?1)",
+			   -1, &q, NULL);
+	sqlite3_bind_blob(q, 1, crl, (int)n, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	OPENSSL_free(crl);
+	store_close(st);
+	assert_int_equal(run_cli(&out, args), 1);
+	assert_contains(out, "ASK certificate (serial 02) is revoked by the CRL of ARK-cocod-sim");
+	free(out);
+	unlink(ev);
+	unlink(cert);
+	unlink(rp);
+	cleanup_free char *rm = xasprintf("rm -rf %s", dir);
+	assert_int_equal(system(rm), 0);
+	simsp_free(sp);
+	testchain_fini(&tc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1085,6 +1146,7 @@ int main(void)
 	    cmocka_unit_test(rfc3339_times_parse),
 	    cmocka_unit_test(cached_chain_still_checks_time_signature_and_binding),
 	    cmocka_unit_test(crls_revoke_the_ask_or_the_vcek_with_a_clear_reason),
+	    cmocka_unit_test(cli_applies_the_stored_ark_crls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
