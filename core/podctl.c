@@ -610,6 +610,11 @@ static void make_terminal(podctl *ctl, struct pod *p, const char *phase, const c
 			  const char *message);
 static void ctrs_lost(podctl *ctl, struct pod *p, const char *reason);
 
+static int hostile(const char *why)
+{
+	return why && strncmp(why, PODCTL_HOSTILE, strlen(PODCTL_HOSTILE)) == 0;
+}
+
 static void sandbox_failed(podctl *ctl, struct pod *p, const char *msg)
 {
 	p->sb = SB_NONE;
@@ -619,7 +624,7 @@ static void sandbox_failed(podctl *ctl, struct pod *p, const char *msg)
 		teardown(ctl, p, 0);
 		return;
 	}
-	if (strncmp(msg, PODCTL_HOSTILE, strlen(PODCTL_HOSTILE)) == 0) {
+	if (hostile(msg)) {
 		ctrs_lost(ctl, p, "ContainerStatusUnknown");
 		make_terminal(ctl, p, "Failed", "HostileGuest", msg);
 		return;
@@ -1207,7 +1212,7 @@ int podctl_on_sandbox_gone(podctl *ctl, const char *uid, const char *reason)
 		p->sb = SB_NONE;
 		ctrs_lost(ctl, p, "Error");
 		teardown_progress(ctl, p);
-	} else if (reason && strncmp(reason, PODCTL_HOSTILE, strlen(PODCTL_HOSTILE)) == 0) {
+	} else if (hostile(reason)) {
 		p->sb = SB_NONE;
 		emit(ctl, p, "Warning", "HostileGuest", "%s", reason);
 		ctrs_lost(ctl, p, "ContainerStatusUnknown");
