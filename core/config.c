@@ -150,6 +150,10 @@ static const struct option options[] = {
 	 NULL,
 	 "Guest memory added to each pod's memory for the guest kernel, initramfs, agent and "
 	 "unpacked image layers."},
+	{"vm_pool", T_UINT, OFF(vm_pool), "1", 0, 16, NULL,
+	 "Pod VMs booted ahead of their pods (the warm pool): a pod that one can serve starts "
+	 "without waiting for a boot. Each idle one holds its memory (the size of the most "
+	 "recent pod's VM). Used only for sim pods without init-data; 0 turns it off."},
 	{"pod_default_memory", T_SIZE, OFF(pod_default_memory_bytes), "256MiB", 16 * MiB, 1024 * GiB,
 	 NULL, "Memory a pod VM gets for its containers when the pod sets no memory limit."},
 };

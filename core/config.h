@@ -46,6 +46,7 @@ struct config {
 	char *pod_runtime;       /* "vm" | "none" */
 	char *libvirt_uri;             /* "" = qemu:///embed?root=<data_dir>/libvirt */
 	char *pod_network;             /* none|user */
+	uint64_t vm_pool;              /* warm pod VMs */
 	char *kit_dir;                 /* "" = kit_default_dir() */
 	char *accel;                   /* auto|kvm|tcg */
 	uint64_t vm_overhead_memory_bytes; /* guest RAM on top of the pod's limit */

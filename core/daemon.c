@@ -266,6 +266,7 @@ static int start_vms(struct daemon *d, struct err *e)
 		.default_memory = c->pod_default_memory_bytes,
 		.overhead_memory = c->vm_overhead_memory_bytes,
 		.network = strcmp(c->pod_network, "user") == 0,
+		.pool_size = (unsigned)c->vm_pool,
 	};
 	return runtime_new(d->loop, d->launcher, d->images, &ro, &d->runtime, e);
 }

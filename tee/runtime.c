@@ -36,6 +36,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -70,12 +71,21 @@ struct job { /* waits for the agent channel of an adopted pod */
 
 struct pull;
 
+/* What a pool VM must match to serve a pod: the VM's size and network. */
+struct vm_shape {
+	uint64_t mem_bytes;
+	unsigned vcpus;
+};
+
 struct rpod {
 	runtime *rt;
 	char *uid, *dir;
+	char *dom; /* the libvirt domain's id: the uid, or the pool VM's id it came from */
 	json_t *pod;
 	enum pstate st;
 	int adopted, reported, destroying_domain;
+	int pool, pool_ready; /* an unclaimed warm VM; its agent said `ready` */
+	struct vm_shape shape;
 	unsigned busy;
 	agentconn *ac;
 	uint64_t boot_deadline, destroy_deadline, console_at;
@@ -112,6 +122,12 @@ struct runtime_log_reader {
 
 struct runtime {
 	uv_loop_t *loop;
+	/* The warm pool: VMs booted ahead of their pods (file comment). */
+	struct rpod **pool;
+	size_t npool;
+	struct vm_shape pool_shape; /* of the most recent pod that could use one */
+	uint64_t pool_next_at, pool_backoff_ms; /* uv_now ms */
+	int restored; /* runtime_restored ran: orphans are gone, the pool may fill */
 	launcher *l;
 	images *im;
 	podctl *ctl;
@@ -544,6 +560,7 @@ static struct rpod *pod_new(runtime *rt, const char *uid)
 	struct rpod *p = xcalloc(1, sizeof *p);
 	p->rt = rt;
 	p->uid = xstrdup(uid);
+	p->dom = xstrdup(uid);
 	p->dir = xasprintf("%s/pods/%s", rt->data_dir, uid);
 	strmap_put(&rt->pods, p->uid, p);
 	return p;
@@ -568,6 +585,7 @@ static void pod_free(struct rpod *p)
 	free(p->c);
 	json_decref(p->pod);
 	free(p->uid);
+	free(p->dom);
 	free(p->dir);
 	free(p);
 }
@@ -631,7 +649,7 @@ static void pod_kill(struct rpod *p, const char *reason)
 	p->ac = NULL;
 	p->destroying_domain = 1;
 	p->busy++;
-	if (launcher_destroy(p->rt->l, p->uid, on_domain_destroyed, c) != 0) {
+	if (launcher_destroy(p->rt->l, p->dom, on_domain_destroyed, c) != 0) {
 		p->busy--;
 		p->destroying_domain = 0;
 		free(c);
@@ -713,20 +731,30 @@ static void h_connected(void *ud)
 	pull_next(p);
 }
 
-static void h_ready(void *ud, const char *version, const char *kernel, int64_t boot_ms)
+static void send_sandbox(struct rpod *p)
 {
-	struct rpod *p = ud;
 	struct err e;
-	log_info("runtime", "agent ready uid=%s version=%s kernel=%s boot_ms=%lld", p->uid, version,
-	         kernel, (long long)boot_ms);
-	if (p->st != P_BOOTING || p->adopted)
-		return;
 	json_t *body = sandbox_body(p);
 	int rc = agentconn_request(p->ac, "create_sandbox", body, REQ_TIMEOUT_MS,
 	                           on_sandbox_created, p, &e);
 	json_decref(body);
 	if (rc)
 		pod_fail(p, "create_sandbox: %s", e.msg);
+}
+
+static void h_ready(void *ud, const char *version, const char *kernel, int64_t boot_ms)
+{
+	struct rpod *p = ud;
+	log_info("runtime", "agent ready %s=%s version=%s kernel=%s boot_ms=%lld",
+	         p->pool ? "pool_vm" : "uid", p->uid, version, kernel, (long long)boot_ms);
+	if (p->pool) {
+		p->pool_ready = 1;
+		p->rt->pool_backoff_ms = 0;
+		return;
+	}
+	if (p->st != P_BOOTING || p->adopted)
+		return;
+	send_sandbox(p);
 }
 
 static void h_started(void *ud, const char *name, int64_t pid, int64_t at)
@@ -776,10 +804,16 @@ static void h_attestation(void *ud, const char *stage, const char *detail)
 	log_info("runtime", "attestation uid=%s stage=%s detail=%s", p->uid, stage, detail);
 }
 
+static void pool_drop(struct rpod *p, const char *why);
+
 static void h_closed(void *ud, const char *reason)
 {
 	struct rpod *p = ud;
 	p->ac = NULL; /* agentconn frees itself */
+	if (p->pool) {
+		pool_drop(p, reason);
+		return;
+	}
 	if (p->st == P_DESTROYING)
 		return; /* the guest is powering off: the stop event or the grace ends it */
 	pod_fail(p, "%s", reason);
@@ -812,28 +846,49 @@ static int prepare_dir(struct rpod *p, const json_t *pod, struct err *e)
 	return file_write_atomic(pj, json, strlen(json), 0600, e);
 }
 
-static int build_xml(runtime *rt, struct rpod *p, struct buf *xml, struct err *e)
+static const char *pod_tee(const json_t *pod)
 {
 	const char *cls =
-	    json_string_value(json_object_get(json_object_get(p->pod, "spec"), "runtimeClassName"));
-	const char *tee = cls ? pod_runtime_class_tee(cls) : "sim";
+	    json_string_value(json_object_get(json_object_get(pod, "spec"), "runtimeClassName"));
+	return cls ? pod_runtime_class_tee(cls) : "sim";
+}
+
+/* The size of the VM that `pod` gets. */
+static void pod_shape(const runtime *rt, const json_t *pod, struct vm_shape *out)
+{
 	struct pod_resources res;
-	pod_resources(p->pod, &res);
+	pod_resources(pod, &res);
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	struct launcher_vm vm = {.uid = p->uid,
+	launcher_vm_size(res.cpu_limit_milli, res.mem_limit_bytes, rt->o.default_memory,
+	                 rt->o.overhead_memory, cpus > 0 ? (unsigned)cpus : 1, &out->mem_bytes,
+	                 &out->vcpus);
+}
+
+/* The domain XML of VM `dom` whose files are in `dir`. */
+static int vm_xml(runtime *rt, const char *dom, const char *dir, const char *tee,
+                  const struct vm_shape *shape, struct buf *xml, struct err *e)
+{
+	struct launcher_vm vm = {.uid = dom,
 	                         .kernel = rt->kernel,
 	                         .initrd = rt->initrd,
 	                         .cmdline = rt->cmdline,
 	                         .kvm = strcmp(launcher_accel(rt->l), "kvm") == 0,
-	                         .network = rt->o.network};
-	launcher_vm_size(res.cpu_limit_milli, res.mem_limit_bytes, rt->o.default_memory,
-	                 rt->o.overhead_memory, cpus > 0 ? (unsigned)cpus : 1, &vm.mem_bytes,
-	                 &vm.vcpus);
-	cleanup_free char *console = xasprintf("%s/console.log", p->dir);
-	cleanup_free char *sock = xasprintf("%s/agent.sock", p->dir);
+	                         .network = rt->o.network,
+	                         .mem_bytes = shape->mem_bytes,
+	                         .vcpus = shape->vcpus};
+	cleanup_free char *console = xasprintf("%s/console.log", dir);
+	cleanup_free char *sock = xasprintf("%s/agent.sock", dir);
 	vm.console_path = console;
 	vm.agent_socket = sock;
-	if (launcher_build_xml(tee, &vm, xml, e))
+	return launcher_build_xml(tee, &vm, xml, e);
+}
+
+static int build_xml(runtime *rt, struct rpod *p, struct buf *xml, struct err *e)
+{
+	const char *cls =
+	    json_string_value(json_object_get(json_object_get(p->pod, "spec"), "runtimeClassName"));
+	pod_shape(rt, p->pod, &p->shape);
+	if (vm_xml(rt, p->dom, p->dir, pod_tee(p->pod), &p->shape, xml, e))
 		return err_wrap(e, "runtime class %s", cls ? cls : "(default)");
 	return 0;
 }
@@ -860,6 +915,262 @@ static void on_domain_created(void *arg, const struct err *e)
 		pod_fail(p, "%s", ce.msg);
 }
 
+/* ---- the warm pool ----
+ *
+ * Up to `pool_size` VMs are booted before any pod asks for one, kept
+ * outside the pod map with their agent connected and `ready`.  A pod that
+ * such a VM can serve takes it over: the VM's directory becomes the pod's
+ * (rename: QEMU keeps its open console file and listening socket), the file
+ * `domain` there names the VM's domain for re-adoption after a crash, and
+ * create_sandbox goes out at once.  A pool VM serves one pod only and is
+ * never given back.  What a pod needs to take one: the sim TEE (real TEEs
+ * bind the pod's init-data into the launch measurement, so they always
+ * boot for their pod), no init-data annotation, and the VM size the pod
+ * would get (memory, vCPUs).  The pool follows the size of the most recent
+ * pod that could have used it (the next pod probably looks like the last:
+ * replicas); VMs of another size are dropped.  Refills wait a second after
+ * a take (the taken VM's pod is starting: its guest needs the CPU), boot
+ * one VM at a time, and back off (doubling, up to 5 min) after a VM that
+ * did not come up.  The daemon destroys its pool VMs when it stops;
+ * after a crash, the next daemon destroys those no pod took. */
+
+#define POOL_REFILL_DELAY_MS 1000
+#define POOL_BACKOFF_MAX_MS  (5u * 60 * 1000)
+
+static const char *const init_data_annotations[] = {
+    "io.katacontainers.config.hypervisor.cc_init_data",
+    "io.katacontainers.config.runtime.cc_init_data", NULL};
+
+static int pool_can_serve(const json_t *pod)
+{
+	const json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
+	for (size_t i = 0; init_data_annotations[i]; i++)
+		if (json_object_get(ann, init_data_annotations[i]))
+			return 0;
+	return strcmp(pod_tee(pod), "sim") == 0;
+}
+
+static void pool_free(struct rpod *p)
+{
+	agentconn_close(p->ac);
+	free(p->c);
+	json_decref(p->pod);
+	free(p->uid);
+	free(p->dom);
+	free(p->dir);
+	free(p);
+}
+
+static void pool_remove(runtime *rt, struct rpod *p)
+{
+	for (size_t i = 0; i < rt->npool; i++)
+		if (rt->pool[i] == p) {
+			rt->pool[i] = rt->pool[--rt->npool];
+			return;
+		}
+}
+
+static void pool_backoff(runtime *rt)
+{
+	uint64_t b = rt->pool_backoff_ms ? rt->pool_backoff_ms * 2 : 2000;
+	rt->pool_backoff_ms = b > POOL_BACKOFF_MAX_MS ? POOL_BACKOFF_MAX_MS : b;
+	rt->pool_next_at = uv_now(rt->loop) + rt->pool_backoff_ms;
+}
+
+static void on_pool_destroyed(void *arg, const struct err *e)
+{
+	struct rpod *p = arg;
+	if (e)
+		log_warn("runtime", "destroying pool VM %s: %s", p->dom, e->msg);
+	pool_free(p);
+}
+
+static void on_orphan_destroyed(void *arg, const struct err *e);
+static void bound_console(struct rpod *p);
+
+/* Takes `p` out of the pool and destroys its domain (freed when done). */
+static void pool_drop(struct rpod *p, const char *why)
+{
+	runtime *rt = p->rt;
+	pool_remove(rt, p);
+	if (!p->pool_ready) /* it never came up: do not boot the next one at once */
+		pool_backoff(rt);
+	log_info("runtime", "pool VM dropped pool_vm=%s reason=%s", p->dom, why);
+	p->st = P_GONE;
+	agentconn_close(p->ac);
+	p->ac = NULL;
+	if (p->busy) /* being created: on_pool_created destroys it */
+		return;
+	if (launcher_destroy(rt->l, p->dom, on_pool_destroyed, p))
+		pool_free(p);
+}
+
+static void on_pool_created(void *arg, const struct err *e)
+{
+	struct rpod *p = arg;
+	runtime *rt = p->rt;
+	struct err ce;
+	p->busy--;
+	if (e) {
+		log_warn("runtime", "pool VM %s: %s", p->dom, e->msg);
+		if (p->st != P_GONE) {
+			pool_remove(rt, p);
+			pool_backoff(rt);
+		}
+		pool_free(p);
+		return;
+	}
+	if (p->st == P_GONE || rt->closing) {
+		pool_remove(rt, p);
+		if (launcher_destroy(rt->l, p->dom, on_pool_destroyed, p))
+			pool_free(p);
+		return;
+	}
+	p->boot_deadline = uv_now(rt->loop) + rt->o.boot_timeout_ms;
+	if (connect_agent(p, &ce))
+		pool_drop(p, ce.msg);
+}
+
+/* Boots one pool VM of the current shape. */
+static void pool_fill_one(runtime *rt)
+{
+	unsigned char r[8];
+	char id[32];
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+		pool_backoff(rt);
+		return;
+	}
+	int n = snprintf(id, sizeof id, "pool-");
+	for (size_t i = 0; i < sizeof r; i++)
+		n += snprintf(id + n, sizeof id - (size_t)n, "%02x", r[i]);
+	struct rpod *p = xcalloc(1, sizeof *p);
+	p->rt = rt;
+	p->uid = xstrdup(id);
+	p->dom = xstrdup(id);
+	p->dir = xasprintf("%s/pool/%s", rt->data_dir, id);
+	p->pool = 1;
+	p->shape = rt->pool_shape;
+	struct buf xml;
+	struct err e;
+	buf_init(&xml);
+	cleanup_free char *console = xasprintf("%s/console.log", p->dir);
+	int fd = -1;
+	if (mkdir_p(p->dir, 0700, &e) == 0 &&
+	    (fd = open(console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
+	if (fd < 0 || vm_xml(rt, p->dom, p->dir, "sim", &p->shape, &xml, &e)) {
+		log_warn("runtime", "pool VM %s: %s", id, fd < 0 ? "cannot create its directory" : e.msg);
+		buf_fini(&xml);
+		pool_free(p);
+		pool_backoff(rt);
+		return;
+	}
+	p->busy++;
+	rt->pool[rt->npool++] = p;
+	if (launcher_create(rt->l, p->dom, xml.data, on_pool_created, p)) {
+		p->busy--;
+		pool_remove(rt, p);
+		pool_free(p);
+		pool_backoff(rt);
+	} else {
+		log_info("runtime", "booting pool VM pool_vm=%s memory_mib=%llu vcpus=%u", id,
+		         (unsigned long long)(p->shape.mem_bytes >> 20), p->shape.vcpus);
+	}
+	buf_fini(&xml);
+}
+
+static void pool_tick(runtime *rt, uint64_t now)
+{
+	int booting = 0;
+	for (size_t i = 0; i < rt->npool; i++) {
+		struct rpod *p = rt->pool[i];
+		if (!p->pool_ready && !p->busy && p->boot_deadline && now >= p->boot_deadline) {
+			pool_drop(p, "its agent did not report ready in time");
+			return; /* the array changed */
+		}
+		if (!p->pool_ready)
+			booting = 1;
+		if (now >= p->console_at) {
+			p->console_at = now + CONSOLE_CHECK_MS;
+			bound_console(p);
+		}
+	}
+	if (rt->npool < rt->o.pool_size && !booting && rt->restored && !rt->closing &&
+	    now >= rt->pool_next_at && rt->kernel && rt->initrd)
+		pool_fill_one(rt);
+}
+
+/* A pod of `shape` is starting: the pool follows it. */
+static void pool_follow(runtime *rt, const struct vm_shape *shape)
+{
+	if (rt->pool_shape.mem_bytes == shape->mem_bytes && rt->pool_shape.vcpus == shape->vcpus)
+		return;
+	rt->pool_shape = *shape;
+	for (size_t i = rt->npool; i-- > 0;)
+		if (rt->pool[i]->shape.mem_bytes != shape->mem_bytes ||
+		    rt->pool[i]->shape.vcpus != shape->vcpus)
+			pool_drop(rt->pool[i], "pods now need another VM size");
+	rt->pool_next_at = uv_now(rt->loop) + POOL_REFILL_DELAY_MS;
+}
+
+/* A booted pool VM for `pod`, taken out of the pool, or NULL. */
+static struct rpod *pool_take(runtime *rt, const struct vm_shape *shape)
+{
+	struct rpod *best = NULL;
+	for (size_t i = 0; i < rt->npool; i++) {
+		struct rpod *p = rt->pool[i];
+		if (p->busy || p->st != P_BOOTING || p->shape.mem_bytes != shape->mem_bytes ||
+		    p->shape.vcpus != shape->vcpus)
+			continue;
+		if (!best || (p->pool_ready && !best->pool_ready))
+			best = p;
+	}
+	if (best)
+		pool_remove(rt, best);
+	return best;
+}
+
+/* `p`, just taken from the pool, becomes pod `uid`'s VM.  On failure the
+ * VM is dropped and the caller boots one for the pod. */
+static int pool_claim(runtime *rt, struct rpod *p, const char *uid, const json_t *pod,
+                      struct err *e)
+{
+	cleanup_free char *pods = xasprintf("%s/pods", rt->data_dir);
+	char *dir = xasprintf("%s/%s", pods, uid);
+	cleanup_free char *domf = xasprintf("%s/domain", dir);
+	cleanup_free char *pj = xasprintf("%s/pod.json", dir);
+	cleanup_free char *json = json_dumps(pod, JSON_COMPACT);
+	if (mkdir_p(pods, 0700, e) || (rename(p->dir, dir) != 0 &&
+	                               err_set(e, ERR_INTERNAL, "moving %s to %s: %s", p->dir, dir,
+	                                       strerror(errno)))) {
+		free(dir);
+		p->pool = 1;
+		pool_drop(p, e->msg);
+		return e->code;
+	}
+	free(p->dir);
+	p->dir = dir;
+	if (file_write_atomic(domf, p->dom, strlen(p->dom), 0600, e) ||
+	    file_write_atomic(pj, json, strlen(json), 0600, e)) {
+		log_warn("runtime", "pod %s on pool VM %s: %s (destroying it)", uid, p->dom, e->msg);
+		p->pool = 1;
+		pool_drop(p, e->msg);
+		return e->code;
+	}
+	free(p->uid);
+	p->uid = xstrdup(uid);
+	p->pool = 0;
+	set_pod_json(p, pod);
+	strmap_put(&rt->pods, p->uid, p);
+	p->boot_deadline = uv_now(rt->loop) + rt->o.boot_timeout_ms;
+	rt->pool_next_at = uv_now(rt->loop) + POOL_REFILL_DELAY_MS;
+	log_info("runtime", "pod VM from the warm pool uid=%s pool_vm=%s ready=%d", uid, p->dom,
+	         p->pool_ready);
+	if (p->pool_ready)
+		send_sandbox(p);
+	return 0;
+}
+
 static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struct err *e)
 {
 	runtime *rt = ud;
@@ -867,6 +1178,15 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		return err_set(e, ERR_CONFLICT, "a VM for pod %s is still being handled", uid);
 	if (!rt->kernel || !rt->initrd)
 		return err_set(e, ERR_UNAVAILABLE, "no guest kit: build it with `make kit`");
+	if (pool_can_serve(pod)) {
+		struct vm_shape shape;
+		pod_shape(rt, pod, &shape);
+		pool_follow(rt, &shape);
+		struct rpod *w = pool_take(rt, &shape);
+		struct err we;
+		if (w && pool_claim(rt, w, uid, pod, &we) == 0)
+			return 0;
+	}
 	struct rpod *p = pod_new(rt, uid);
 	set_pod_json(p, pod);
 	struct buf xml;
@@ -889,6 +1209,35 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 	return 0;
 }
 
+/* The pod whose VM is domain `dom` (a pool VM's id once taken, else the uid). */
+static struct rpod *find_dom(runtime *rt, const char *dom)
+{
+	struct rpod *p = strmap_get(&rt->pods, dom);
+	if (p && strcmp(p->dom, dom) == 0)
+		return p;
+	for (size_t i = 0; i < rt->pods.cap; i++) {
+		const struct strmap_slot *s = &rt->pods.slots[i];
+		if (s->key && s->value && strcmp(((struct rpod *)s->value)->dom, dom) == 0)
+			return s->value;
+	}
+	return NULL;
+}
+
+/* The domain of pod `uid`'s VM: named in pods/<uid>/domain when it came
+ * from the pool, else cocod-<uid>.  Caller frees. */
+static char *pod_domain(runtime *rt, const char *uid)
+{
+	cleanup_free char *path = xasprintf("%s/pods/%s/domain", rt->data_dir, uid);
+	char *dom = NULL;
+	size_t len;
+	struct err e;
+	if (file_read(path, 64, &dom, &len, &e) == 0 && len > 5 && strncmp(dom, "pool-", 5) == 0 &&
+	    strspn(dom, "pool-0123456789abcdef") == len)
+		return dom;
+	free(dom);
+	return xstrdup(uid);
+}
+
 static void on_destroy_reply(void *arg, const json_t *body, const struct err *e)
 {
 	struct rpod *p = arg;
@@ -901,11 +1250,14 @@ static int rt_sandbox_destroy(void *ud, const char *uid, struct err *e)
 	runtime *rt = ud;
 	struct rpod *p = strmap_get(&rt->pods, uid);
 	if (!p) {
-		if (!launcher_exists(rt->l, uid)) {
+		cleanup_free char *dom = pod_domain(rt, uid);
+		if (!launcher_exists(rt->l, dom)) {
 			complete(rt, D_GONE, uid, NULL, "destroyed", 0, 0);
 			return 0;
 		}
 		p = pod_new(rt, uid);
+		free(p->dom);
+		p->dom = xstrdup(dom);
 		p->reported = 1;
 	}
 	if (p->st == P_DESTROYING)
@@ -933,9 +1285,12 @@ static int rt_sandbox_exists(void *ud, const char *uid)
 	struct rpod *p = strmap_get(&rt->pods, uid);
 	if (p)
 		return p->st != P_GONE;
-	if (!launcher_exists(rt->l, uid))
+	cleanup_free char *dom = pod_domain(rt, uid);
+	if (!launcher_exists(rt->l, dom))
 		return 0;
 	p = pod_new(rt, uid);
+	free(p->dom);
+	p->dom = xstrdup(dom);
 	p->adopted = 1;
 	cleanup_free char *pj = xasprintf("%s/pod.json", p->dir);
 	json_t *pod = json_load_file(pj, 0, NULL);
@@ -951,8 +1306,16 @@ static int rt_sandbox_exists(void *ud, const char *uid)
 static void on_domain_event(void *ud, const char *uid, enum launcher_event ev, const char *reason)
 {
 	runtime *rt = ud;
-	struct rpod *p = strmap_get(&rt->pods, uid);
-	if (!p || ev != LAUNCHER_STOPPED || p->destroying_domain)
+	if (ev != LAUNCHER_STOPPED)
+		return;
+	for (size_t i = 0; i < rt->npool; i++)
+		if (strcmp(rt->pool[i]->dom, uid) == 0) {
+			if (!rt->pool[i]->busy)
+				pool_drop(rt->pool[i], "its VM stopped");
+			return;
+		}
+	struct rpod *p = find_dom(rt, uid);
+	if (!p || p->destroying_domain)
 		return; /* our own destroy reports with its reason when it completes */
 	if (p->st == P_DESTROYING) {
 		pod_gone(p, "destroyed");
@@ -1520,6 +1883,7 @@ static void on_tick(uv_timer_t *t)
 		if (strmap_get(&rt->pods, list[i]->uid) == list[i])
 			tick_pod(list[i], now);
 	free(list);
+	pool_tick(rt, now);
 }
 
 /* Runs jobs that waited for the loop (after runtime_ops calls). */
@@ -1585,7 +1949,7 @@ static void on_orphan_destroyed(void *arg, const struct err *e)
 void runtime_restored(runtime *rt)
 {
 	for (const char *const *u = launcher_found(rt->l); *u; u++)
-		if (!strmap_get(&rt->pods, *u) && (!rt->ctl || !podctl_status(rt->ctl, *u))) {
+		if (!find_dom(rt, *u) && (!rt->ctl || !podctl_status(rt->ctl, *u))) {
 			log_info("runtime", "destroying a VM no pod claims uid=%s", *u);
 			char *uid = xstrdup(*u);
 			if (launcher_destroy(rt->l, uid, on_orphan_destroyed, uid))
@@ -1602,6 +1966,17 @@ void runtime_restored(runtime *rt)
 		}
 	if (d)
 		closedir(d);
+	/* pool VMs of the previous daemon that no pod took: destroyed above */
+	cleanup_free char *pool = xasprintf("%s/pool", rt->data_dir);
+	d = opendir(pool);
+	while (d && (de = readdir(d)))
+		if (de->d_name[0] != '.') {
+			cleanup_free char *dir = xasprintf("%s/%s", pool, de->d_name);
+			remove_dir(dir);
+		}
+	if (d)
+		closedir(d);
+	rt->restored = 1;
 }
 
 /* QEMU runs elsewhere: kit paths must be absolute. */
@@ -1640,6 +2015,8 @@ int runtime_new(uv_loop_t *loop, launcher *l, images *im, const struct runtime_o
 	                               rt_sandbox_destroy,
 	                               rt_sandbox_exists};
 	strmap_init(&rt->pods);
+	rt->pool = xcalloc(rt->o.pool_size + 1, sizeof *rt->pool);
+	pod_shape(rt, NULL, &rt->pool_shape); /* a pod without limits, until one comes */
 	rt->done_tail = &rt->done_head;
 	uv_async_init(loop, &rt->async, on_async_all);
 	rt->async.data = rt;
@@ -1673,6 +2050,18 @@ void runtime_close(runtime *rt, void (*cb)(void *arg), void *arg)
 			p->ac = NULL;
 		}
 	}
+	/* Pool VMs serve no pod: they go with the daemon (those being created
+	 * are destroyed by on_pool_created, or by the next daemon). */
+	for (size_t i = 0; i < rt->npool; i++) {
+		struct rpod *p = rt->pool[i];
+		agentconn_close(p->ac);
+		p->ac = NULL;
+		if (!p->busy) {
+			char *dom = xstrdup(p->dom);
+			if (launcher_destroy(rt->l, dom, on_orphan_destroyed, dom))
+				free(dom);
+		}
+	}
 	uv_close((uv_handle_t *)&rt->async, on_handle_closed);
 	uv_close((uv_handle_t *)&rt->timer, on_handle_closed);
 }
@@ -1687,6 +2076,10 @@ void runtime_free(runtime *rt)
 			pod_free(s->value);
 	}
 	strmap_fini(&rt->pods);
+	for (size_t i = 0; i < rt->npool; i++)
+		if (!rt->pool[i]->busy)
+			pool_free(rt->pool[i]);
+	free(rt->pool);
 	while (rt->readers) {
 		runtime_log_reader *r = rt->readers;
 		rt->readers = r->next;

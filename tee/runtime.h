@@ -38,6 +38,7 @@ struct runtime_opts {
 	uint64_t flood_bytes;      /* agent channel bytes/s; 0 = agentconn default */
 	uint64_t log_max;          /* per container file; 0 = RUNTIME_LOG_MAX */
 	int network;               /* user-mode networking in the VMs */
+	unsigned pool_size;        /* warm VMs booted ahead of pods (runtime.c) */
 };
 
 /* A runtime on `l` (started by the caller: launcher_start must have
