@@ -15,6 +15,7 @@
 #include "client.h"
 #include "codec.h"
 #include "config.h"
+#include "initdata.h"
 #include "kapi.h"
 #include "policy.h"
 #include "util.h"
@@ -288,14 +289,18 @@ static int apply_one(client *cl, json_t *doc, const char *default_ns)
 		fprintf(stderr, "cocod apply: reading pod/%s: HTTP %d\n", name, status);
 		return EXIT_FAIL;
 	}
-	/* Only labels and annotations of a pod may change. */
+	/* Only labels and annotations of a pod may change; the init-data
+	 * digest is cocod's annotation, not the file's. */
 	json_t *patch = json_pack("{s:{s:O?, s:O?}}", "metadata", "labels", json_object_get(meta, "labels"),
 				  "annotations", json_object_get(meta, "annotations"));
 	json_t *cur_meta = json_object_get(cur, "metadata");
+	json_t *cur_ann = json_deep_copy(json_object_get(cur_meta, "annotations"));
+	json_object_del(cur_ann, INITDATA_DIGEST_ANNOTATION);
 	int same = json_equal(json_object_get(cur_meta, "labels") ? json_object_get(cur_meta, "labels") : json_null(),
 			      json_object_get(meta, "labels") ? json_object_get(meta, "labels") : json_null()) &&
-		   json_equal(json_object_get(cur_meta, "annotations") ? json_object_get(cur_meta, "annotations") : json_null(),
+		   json_equal(cur_ann ? cur_ann : json_null(),
 			      json_object_get(meta, "annotations") ? json_object_get(meta, "annotations") : json_null());
+	json_decref(cur_ann);
 	int rc = 0;
 	if (same)
 		printf("pod/%s unchanged\n", name);

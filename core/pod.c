@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "initdata.h"
 #include "quantity.h"
 #include "util.h"
 
@@ -282,6 +283,39 @@ static void validate_generate_name(struct k8s_field_errors *fe, const char *gen)
 	k8s_field_errors_fini(&tmp);
 }
 
+/* Init-data (INITDATA_ANNOTATION): decoded, parsed and hashed as the KBS
+ * will, and its digest recorded under INITDATA_DIGEST_ANNOTATION.  cocod
+ * owns that one: a client's value is replaced, or dropped when the pod has
+ * no init-data, so that it always describes the init-data stored beside it.
+ * Values of the wrong type are left to k8s_validate_annotations. */
+static void validate_init_data(json_t *meta, struct k8s_field_errors *fe)
+{
+	json_t *ann = json_object_get(meta, "annotations");
+	if (!json_is_object(ann))
+		return;
+	const char *name;
+	const json_t *v = initdata_annotation(ann, &name);
+	json_object_del(ann, INITDATA_DIGEST_ANNOTATION);
+	if (!json_is_string(v))
+		return;
+	struct err e = {0};
+	struct initdata d;
+	char *toml = NULL, digest[INITDATA_DIGEST_STR];
+	size_t len = 0;
+	int rc = initdata_decode(json_string_value(v), json_string_length(v), &toml, &len, &e);
+	if (rc == 0)
+		rc = initdata_parse(toml, len, &d, &e);
+	free(toml);
+	if (rc) {
+		cleanup_free char *path = k8s_path("metadata.annotations[%s]", name);
+		k8s_fe_invalid(fe, path, NULL, e.msg);
+		return;
+	}
+	initdata_digest_str(&d, digest);
+	initdata_fini(&d);
+	json_object_set_new(ann, INITDATA_DIGEST_ANNOTATION, json_string(digest));
+}
+
 static void validate_metadata(json_t *pod, struct k8s_field_errors *fe)
 {
 	json_t *meta = json_object_get(pod, "metadata");
@@ -307,6 +341,7 @@ static void validate_metadata(json_t *pod, struct k8s_field_errors *fe)
 	else if (ns)
 		k8s_validate_dns1123_label(fe, "metadata.namespace", ns);
 	k8s_validate_labels(fe, "metadata.labels", json_object_get(meta, "labels"));
+	validate_init_data(meta, fe); /* first: its digest counts towards the size limit */
 	k8s_validate_annotations(fe, "metadata.annotations", json_object_get(meta, "annotations"));
 	static const char *const strs[] = {"uid", "resourceVersion", "creationTimestamp",
 	                                   "deletionTimestamp", NULL};
@@ -1135,6 +1170,19 @@ int pod_validate_update(const json_t *old, const json_t *new, struct k8s_field_e
 	                                            "deletionGracePeriodSeconds", NULL};
 	for (const char *const *k = set_by_server; *k; k++)
 		immutable(fe, om, nm, *k, true);
+	/* Init-data is measured into the pod VM when it starts (and its digest
+	 * follows it, see validate_init_data). */
+	static const char *const fixed[] = {INITDATA_ANNOTATION, INITDATA_ANNOTATION_OLD, NULL};
+	json_t *oa = json_object_get(om, "annotations"), *na = json_object_get(nm, "annotations");
+	for (const char *const *k = fixed; *k; k++)
+		if (!same(json_object_get(oa, *k), json_object_get(na, *k))) {
+			cleanup_free char *p = k8s_path("metadata.annotations[%s]", *k);
+			k8s_fe_invalid(
+			    fe, p, NULL,
+			    "field is immutable: init-data is fixed when the pod is created "
+			    "(it is measured into the pod VM); delete and recreate the pod "
+			    "to change it");
+		}
 	json_t *os = json_object_get(old, "spec"), *ns = json_object_get(new, "spec");
 	if (!same(os, ns)) {
 		cleanup_free char *changed = json_is_object(os) && json_is_object(ns)

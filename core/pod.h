@@ -28,7 +28,10 @@
  * "default"; per container imagePullPolicy from the image tag, termination
  * message path/policy, port protocol TCP, requests copied from limits; volumes
  * without a source become emptyDir), gives the pod a name from generateName
- * when it has none, then validates everything cocod reads.  Every problem is
+ * when it has none, then validates everything cocod reads, init-data
+ * included: the annotation INITDATA_ANNOTATION (tee/initdata.h) must decode
+ * to init-data the KBS accepts, and its digest ("sha384:<hex>") is recorded
+ * under INITDATA_DIGEST_ANNOTATION, replacing any value given.  Every problem is
  * added to `fe` (which the caller initialised); a value of the wrong JSON type
  * is a field error, never a crash.  Returns 0, or ERR_INVALID when this call
  * added errors.  Does not set uid, resourceVersion or timestamps: the API
@@ -61,7 +64,8 @@ void pod_resources(const json_t *pod, struct pod_resources *out);
 const char *pod_qos_class(const json_t *pod);
 
 /* Checks replacing `old` by `new` (both normalized): metadata.labels and
- * metadata.annotations may change; name, namespace, uid, creationTimestamp
+ * metadata.annotations may change, except the init-data annotations (both
+ * names; "field is immutable"); name, namespace, uid, creationTimestamp
  * and deletion fields may not ("field is immutable"); any spec change is a
  * FieldValueForbidden on "spec" — cocod does not even allow image changes.
  * status is not compared (it has its own endpoint).  Returns 0 or

@@ -26,11 +26,13 @@
 #include "gctr.h"
 #include "gimage.h"
 #include "gnet.h"
+#include "initdata.h"
 #include "log.h"
 #include "util.h"
 
 #define PORT_NAME "io.cocod.agent"
 #define RUN_DIR "/run/cocod"
+#define INITDATA_DIR "/run/confidential-containers/initdata" /* CoCo's place for it */
 #define OUT_HIGH (8u << 20)
 #define GRACE_MS 2000
 #define MAX_POLL 130
@@ -139,12 +141,31 @@ static int valid_label(const char *n)
 	return 1;
 }
 
+/* Init-data from the host: parsed and hashed as the KBS will (the agent
+ * trusts its own digest, not the host's), then written read-only where
+ * CoCo's guest components read it.  *digest gets "<algorithm>:<hex>". */
+static int write_init_data(const json_t *init, char digest[INITDATA_DIGEST_STR], struct err *e)
+{
+	struct initdata d;
+	const char *toml = json_string_value(init);
+	size_t len = json_string_length(init);
+	if (initdata_parse(toml, len, &d, e) < 0)
+		return err_wrap(e, "create_sandbox");
+	initdata_digest_str(&d, digest);
+	initdata_fini(&d);
+	if (mkdir_p(INITDATA_DIR, 0755, e) < 0 ||
+	    file_write_atomic(INITDATA_DIR "/initdata.toml", toml, len, 0444, e) < 0)
+		return err_wrap(e, "create_sandbox: init-data");
+	return 0;
+}
+
 static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struct err *e)
 {
 	const char *uid, *name, *ns, *host = NULL, *net = "none";
 	json_t *init = NULL, *vols = NULL, *v;
 	json_error_t je;
 	size_t i;
+	char digest[INITDATA_DIGEST_STR];
 	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o, s?s}", "uid", &uid,
 			   "name", &name, "namespace", &ns, "hostname", &host, "init_data", &init,
 			   "volumes", &vols, "network", &net))
@@ -165,6 +186,8 @@ static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struc
 			return err_set(e, ERR_INVALID, "create_sandbox: volumes[%zu] needs a DNS-label name",
 				       i);
 	}
+	if (json_is_string(init) && write_init_data(init, digest, e) < 0)
+		return e->code;
 	json_array_foreach(vols, i, v)
 	{
 		char *dir = xasprintf(RUN_DIR "/volumes/%s", json_string_value(json_object_get(v, "name")));
@@ -186,7 +209,10 @@ static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struc
 	a->hostname = xstrdup(hostname);
 	if (getpid() == 1 && sethostname(a->hostname, strlen(a->hostname)) < 0)
 		log_warn("agent", "sethostname: %s", strerror(errno));
-	log_info("agent", "sandbox %s/%s uid=%s volumes=%zu", ns, name, uid, json_array_size(vols));
+	if (json_is_string(init))
+		json_object_set_new(reply, "init_data_digest", json_string(digest));
+	log_info("agent", "sandbox %s/%s uid=%s volumes=%zu init_data=%s", ns, name, uid,
+		 json_array_size(vols), json_is_string(init) ? digest : "none");
 	return 0;
 }
 

@@ -2,8 +2,10 @@
  * (its root: the initramfs bind-mounted and moved over itself so crun can
  * pivot_root; mounts, kernel modules), finds the virtio-serial port
  * `io.cocod.agent`, and serves
- * docs/agent-protocol.md on it: images (gimage), containers (gctr),
- * emptyDir volumes in guest memory, signals and power-off.
+ * docs/agent-protocol.md on it: the pod's init-data (checked, hashed and
+ * written read-only to /run/confidential-containers/initdata/initdata.toml),
+ * images (gimage), containers (gctr), emptyDir volumes in guest memory,
+ * signals and power-off.
  *
  * Framing errors (oversized, empty or non-JSON frames): the byte stream
  * cannot be resynchronised, so the agent answers with a reply of id 0

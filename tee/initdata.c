@@ -1,13 +1,18 @@
 /* initdata: see initdata.h.  A cursor walks the text once; every string
  * form decodes into a growable buffer; any construct outside the subset
  * is refused with its line number (the KBS then refuses the attestation,
- * as Trustee's AS does for unparsable init-data). */
+ * as Trustee's AS does for unparsable init-data).  The annotation decoder
+ * (base64, then gzip through zlib with the output bounded, then a text
+ * check) sits at the end. */
 #include "initdata.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <zlib.h>
 
+#include "b64.h"
 #include "util.h"
 
 struct cur {
@@ -224,4 +229,172 @@ void initdata_fini(struct initdata *d)
 {
 	json_decref(d->data);
 	d->data = NULL;
+}
+
+void initdata_digest_str(const struct initdata *d, char out[INITDATA_DIGEST_STR])
+{
+	char hex[2 * sizeof d->digest + 1];
+	hex_encode(d->digest, d->digest_len, hex);
+	snprintf(out, INITDATA_DIGEST_STR, "%s:%s", d->algorithm, hex);
+}
+
+const json_t *initdata_annotation(const json_t *annotations, const char **name)
+{
+	const char *n = INITDATA_ANNOTATION;
+	const json_t *v = json_object_get(annotations, n);
+	if (!v) {
+		n = INITDATA_ANNOTATION_OLD;
+		v = json_object_get(annotations, n);
+	}
+	if (name)
+		*name = v ? n : NULL;
+	return v;
+}
+
+/* ---- the annotation: base64, gzip, text ---- */
+
+#define INFLATE_STEP (16u << 10)
+#define NOT_B64      "init-data is not standard base64"
+
+static int b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/' || c == '=';
+}
+
+/* Standard base64 with CR and LF skipped; names the first character that
+ * cannot be base64 (its position, and itself when printable). */
+static int unbase64(const char *in, size_t len, uint8_t **out, size_t *n, struct err *e)
+{
+	cleanup_free char *clean = xmalloc(len + 1);
+	size_t m = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (c == '\r' || c == '\n')
+			continue;
+		if (!b64_char(c)) {
+			unsigned char u = (unsigned char)c;
+			if (u > 0x20 && u < 0x7f)
+				return err_set(e, ERR_INVALID, "%s: character %zu is '%c'", NOT_B64,
+					       i + 1, c);
+			return err_set(e, ERR_INVALID, "%s: character %zu is byte 0x%02x", NOT_B64,
+				       i + 1, u);
+		}
+		clean[m++] = c;
+	}
+	if (m == 0)
+		return err_set(e, ERR_INVALID, "init-data is empty: expected base64 of gzip'd TOML");
+	if (b64_decode(clean, m, out, n) < 0)
+		return err_set(e, ERR_INVALID, "%s: its length, padding or last character is wrong",
+			       NOT_B64);
+	return 0;
+}
+
+/* Inflates every gzip member of `in` into `out`, never past INITDATA_MAX
+ * bytes: a gzip bomb stops at the limit. */
+static int gunzip(const uint8_t *in, size_t n, struct buf *out, struct err *e)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) /* 16: gzip only */
+		return err_set(e, ERR_INTERNAL, "init-data: zlib: %s", z.msg ? z.msg : "no memory");
+	z.next_in = (Bytef *)(uintptr_t)in;
+	z.avail_in = (uInt)n;
+	int member = 1, rc = 0;
+	for (;;) {
+		size_t room = INITDATA_MAX + 1 - out->len;
+		buf_reserve(out, room < INFLATE_STEP ? room : INFLATE_STEP);
+		z.next_out = (Bytef *)out->data + out->len;
+		z.avail_out = (uInt)(room < INFLATE_STEP ? room : INFLATE_STEP);
+		int zr = inflate(&z, Z_NO_FLUSH);
+		out->len = (size_t)((char *)z.next_out - out->data);
+		out->data[out->len] = '\0';
+		if (out->len > INITDATA_MAX) {
+			rc = err_set(e, ERR_INVALID,
+				     "init-data decompresses to more than %u bytes (the limit)",
+				     INITDATA_MAX);
+			break;
+		}
+		if (zr == Z_STREAM_END) {
+			if (z.avail_in == 0)
+				break;
+			member++; /* concatenated members, as gzip(1) and Go read them */
+			inflateReset(&z);
+			continue;
+		}
+		if (zr == Z_OK && (z.avail_in > 0 || z.avail_out == 0))
+			continue; /* more to read, or output waiting for room */
+		if (zr == Z_OK || zr == Z_BUF_ERROR)
+			rc = err_set(e, ERR_INVALID, "init-data: the gzip data is truncated");
+		else if (member > 1)
+			rc = err_set(e, ERR_INVALID, "init-data: bytes after the gzip data: %s",
+				     z.msg ? z.msg : "not a gzip member");
+		else
+			rc = err_set(e, ERR_INVALID, "init-data is not valid gzip data: %s",
+				     z.msg ? z.msg : zError(zr));
+		break;
+	}
+	inflateEnd(&z);
+	return rc;
+}
+
+/* Length of the UTF-8 sequence at s[0..n) (1..4), or 0 when malformed:
+ * overlong forms, surrogates and code points past U+10FFFF included. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len = c < 0x80             ? 1
+	             : (c & 0xE0) == 0xC0 ? 2
+	             : (c & 0xF0) == 0xE0 ? 3
+	             : (c & 0xF8) == 0xF0 ? 4
+	                                  : 0;
+	if (len == 0 || len > n)
+		return 0;
+	unsigned long cp = len == 1 ? c : c & (0x7Fu >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3Fu);
+	}
+	static const unsigned long min[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+static int check_text(const char *text, size_t len, struct err *e)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	for (size_t i = 0; i < len;) {
+		if ((s[i] < 0x20 && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') || s[i] == 0x7f)
+			return err_set(e, ERR_INVALID,
+				       "init-data holds control character 0x%02x at byte %zu (TOML "
+				       "allows only tab, CR and LF)",
+				       s[i], i);
+		size_t n = utf8_seq(s + i, len - i);
+		if (n == 0)
+			return err_set(e, ERR_INVALID, "init-data is not UTF-8 text (byte %zu)", i);
+		i += n;
+	}
+	return 0;
+}
+
+int initdata_decode(const char *b64, size_t b64_len, char **toml, size_t *len, struct err *e)
+{
+	uint8_t *gz = NULL;
+	size_t gz_len = 0;
+	struct buf out;
+	if (unbase64(b64, b64_len, &gz, &gz_len, e) < 0)
+		return e->code;
+	buf_init(&out);
+	int rc = gunzip(gz, gz_len, &out, e);
+	free(gz);
+	if (rc == 0)
+		rc = check_text(out.data ? out.data : "", out.len, e);
+	if (rc < 0) {
+		buf_fini(&out);
+		return rc;
+	}
+	*toml = buf_steal(&out, len);
+	return 0;
 }

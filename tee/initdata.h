@@ -30,4 +30,32 @@ struct initdata {
 int initdata_parse(const char *toml, size_t len, struct initdata *out, struct err *e);
 void initdata_fini(struct initdata *d);
 
+/* "sha384:<hex>": the algorithm and the whole digest (not truncated). */
+#define INITDATA_DIGEST_STR 144 /* "sha512:" + 128 hex digits + NUL, rounded up */
+void initdata_digest_str(const struct initdata *d, char out[INITDATA_DIGEST_STR]);
+
+/* How a pod carries init-data (CoCo's annotation, read by Kata): standard
+ * base64 of the gzip of the TOML text.  Kata renamed it from `runtime.` to
+ * `hypervisor.`; both are read and `hypervisor.` wins when both are set
+ * (the other one is then ignored).  cocod records the digest of the
+ * init-data it admitted under INITDATA_DIGEST_ANNOTATION. */
+#define INITDATA_ANNOTATION        "io.katacontainers.config.hypervisor.cc_init_data"
+#define INITDATA_ANNOTATION_OLD    "io.katacontainers.config.runtime.cc_init_data"
+#define INITDATA_DIGEST_ANNOTATION "cocod.io/init-data-digest"
+
+/* The init-data annotation among `annotations` (a JSON object, or NULL):
+ * the value (NULL when neither name is set; the JSON value, which may be of
+ * any type) and, when `name` is not NULL, its name. */
+const json_t *initdata_annotation(const json_t *annotations, const char **name);
+
+/* Decodes an annotation value into the TOML text: standard base64 (with or
+ * without padding; CR and LF are skipped, as Go's decoder does) of one or
+ * more gzip members.  Inflating stops at INITDATA_MAX bytes of output, so a
+ * gzip bomb costs no more than that.  The text must be UTF-8 without
+ * control characters other than tab, CR and LF (TOML's rule; it also keeps
+ * the text's JSON form within twice its size on the agent channel).  On
+ * success *toml is a malloc'd NUL-terminated copy of *len bytes; on failure
+ * ERR_INVALID saying what is wrong, without quoting the input. */
+int initdata_decode(const char *b64, size_t b64_len, char **toml, size_t *len, struct err *e);
+
 #endif

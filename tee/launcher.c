@@ -121,6 +121,23 @@ static void xml_text(struct buf *out, const char *indent, const char *name, cons
 	buf_printf(out, "</%s>\n", name);
 }
 
+/* 1 when `d` reads "<sha256|sha384|sha512>:<hex of that length>". */
+static int digest_shape(const char *d)
+{
+	static const struct {
+		const char *prefix;
+		size_t hex;
+	} algs[] = {{"sha256:", 64}, {"sha384:", 96}, {"sha512:", 128}};
+	for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+		size_t n = strlen(algs[i].prefix);
+		if (strncmp(d, algs[i].prefix, n) != 0)
+			continue;
+		const char *h = d + n;
+		return strlen(h) == algs[i].hex && strspn(h, "0123456789abcdef") == algs[i].hex;
+	}
+	return 0;
+}
+
 static int check_vm(const struct launcher_vm *vm, struct err *e)
 {
 	if (!vm->uid || !vm->uid[0] || !vm->kernel || !vm->initrd || !vm->console_path ||
@@ -140,6 +157,10 @@ static int check_vm(const struct launcher_vm *vm, struct err *e)
 		               vm->agent_socket);
 	if (vm->mem_bytes < (64ull << 20) || vm->vcpus < 1)
 		return err_set(e, ERR_INVALID, "vm: needs at least 64 MiB and one vCPU");
+	if (vm->init_data_digest && !digest_shape(vm->init_data_digest))
+		return err_set(e, ERR_INVALID,
+		               "vm: init-data digest must be sha256, sha384 or sha512, ':' and "
+		               "lowercase hex");
 	return 0;
 }
 
@@ -176,9 +197,11 @@ static int xml_sim(const struct launcher_vm *vm, struct buf *out, struct err *e)
 	buf_printf(out, "  <name>" LAUNCHER_PREFIX "%s</name>\n", vm->uid);
 	buf_printf(out,
 	           "  <metadata>\n    <cocod:pod xmlns:cocod='https://cocod.io/xmlns/pod/1'>\n"
-	           "      <cocod:uid>%s</cocod:uid>\n      <cocod:tee>sim</cocod:tee>\n"
-	           "    </cocod:pod>\n  </metadata>\n",
+	           "      <cocod:uid>%s</cocod:uid>\n      <cocod:tee>sim</cocod:tee>\n",
 	           vm->uid);
+	if (vm->init_data_digest)
+		xml_text(out, "      ", "cocod:init-data-digest", vm->init_data_digest);
+	buf_adds(out, "    </cocod:pod>\n  </metadata>\n");
 	buf_printf(out, "  <memory unit='KiB'>%llu</memory>\n",
 	           (unsigned long long)(vm->mem_bytes / 1024));
 	buf_printf(out, "  <vcpu>%u</vcpu>\n", vm->vcpus);

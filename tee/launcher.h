@@ -42,6 +42,10 @@ struct launcher_vm {
 	unsigned vcpus;
 	int kvm;     /* 1: <domain type='kvm'>, 0: TCG */
 	int network; /* 1: QEMU user-mode networking (virtio-net) */
+	/* The pod's init-data digest, "sha384:<hex>" (tee/initdata.h), or
+	 * NULL: kept in the domain's <metadata> as <cocod:init-data-digest>,
+	 * where the launch binds it (SNP HOST_DATA, TDX MRCONFIGID). */
+	const char *init_data_digest;
 };
 
 /* One XML builder per TEE type; appends a whole <domain> to `out`. */

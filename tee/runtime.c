@@ -42,6 +42,7 @@
 
 #include "agentconn.h"
 #include "b64.h"
+#include "initdata.h"
 #include "log.h"
 #include "pod.h"
 #include "util.h"
@@ -93,6 +94,11 @@ struct rpod {
 	size_t nc;
 	struct job *jobs;
 	struct pull *pulls; /* head is the active one */
+	/* Init-data (none: NULL): the TOML text until create_sandbox carries
+	 * it, and the digest recorded at admission, which the guest's must
+	 * match. */
+	char *init_toml, *init_digest;
+	size_t init_len;
 };
 
 enum done_kind { D_READY, D_FAILED, D_GONE, D_PULLED, D_PULL_FAILED, D_STARTED, D_EXITED };
@@ -583,6 +589,8 @@ static void pod_free(struct rpod *p)
 	}
 	pulls_free(p);
 	free(p->c);
+	free(p->init_toml);
+	free(p->init_digest);
 	json_decref(p->pod);
 	free(p->uid);
 	free(p->dom);
@@ -680,6 +688,37 @@ static void pod_destroy_domain(struct rpod *p)
 static void run_jobs(struct rpod *p);
 static void pull_next(struct rpod *p);
 
+/* The guest's init-data digest (untrusted) against the one recorded at
+ * admission; 0 when they agree (or neither side has init-data).  A guest
+ * that disagrees fails the pod for good (PODCTL_HOSTILE): the agent hashes
+ * the very text it was sent, so booting it again would only repeat that.
+ * The reason shows the first 16 hex digits of each (the log has them
+ * whole); the guest's value only when it looks like a digest. */
+static int check_init_digest(struct rpod *p, const json_t *body)
+{
+	const json_t *got = json_object_get(body, "init_data_digest");
+	const char *g = json_string_value(got), *want = p->init_digest;
+	if (!want && (!got || json_is_null(got)))
+		return 0;
+	if (want && g && strcmp(g, want) == 0)
+		return 0;
+	if (want && (!got || json_is_null(got))) {
+		pod_fail(p, PODCTL_HOSTILE ": the guest did not report the digest of the init-data "
+		            "it was sent (a guest kit older than this cocod? `make kit`)");
+		return -1;
+	}
+	int sane = g && strlen(g) < INITDATA_DIGEST_STR && g[strspn(g, "sha0123456789:bcdef")] == 0;
+	const char *shown = sane ? g : "(malformed)";
+	log_warn("runtime", "init-data digest mismatch uid=%s guest=%s recorded=%s", p->uid, shown,
+	         want ? want : "none");
+	pod_fail(p,
+	         PODCTL_HOSTILE ": init-data digest mismatch: the guest computed %.23s%s, cocod "
+	                        "recorded %.23s%s at admission",
+	         shown, strlen(shown) > 23 ? "..." : "", want ? want : "none",
+	         want && strlen(want) > 23 ? "..." : "");
+	return -1;
+}
+
 static void on_sandbox_created(void *arg, const json_t *body, const struct err *e)
 {
 	struct rpod *p = arg;
@@ -687,6 +726,8 @@ static void on_sandbox_created(void *arg, const json_t *body, const struct err *
 		pod_fail(p, "the guest refused the sandbox: %s", e->msg);
 		return;
 	}
+	if (check_init_digest(p, body))
+		return;
 	p->st = P_READY;
 	p->reported = 1;
 	log_info("runtime", "pod VM ready uid=%s", p->uid);
@@ -713,10 +754,12 @@ static json_t *sandbox_body(const struct rpod *p)
 	}
 	const char *name = json_string_value(json_object_get(meta, "name"));
 	const char *host = json_string_value(json_object_get(spec, "hostname"));
-	return json_pack("{s:s, s:s, s:s, s:s, s:n, s:o, s:s}", "uid", p->uid, "name",
+	/* UTF-8 without control characters, checked by initdata_decode */
+	json_t *init = p->init_toml ? json_stringn(p->init_toml, p->init_len) : json_null();
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "uid", p->uid, "name",
 	                 name ? name : "", "namespace", pod_namespace(p->pod), "hostname",
-	                 host ? host : (name ? name : ""), "init_data", "volumes", vols, "network",
-	                 p->rt->o.network ? "user" : "none");
+	                 host ? host : (name ? name : ""), "init_data", init, "volumes", vols,
+	                 "network", p->rt->o.network ? "user" : "none");
 }
 
 static void h_connected(void *ud)
@@ -735,9 +778,12 @@ static void send_sandbox(struct rpod *p)
 {
 	struct err e;
 	json_t *body = sandbox_body(p);
-	int rc = agentconn_request(p->ac, "create_sandbox", body, REQ_TIMEOUT_MS,
-	                           on_sandbox_created, p, &e);
+	int rc = body ? agentconn_request(p->ac, "create_sandbox", body, REQ_TIMEOUT_MS,
+	                                  on_sandbox_created, p, &e)
+	              : err_set(&e, ERR_INTERNAL, "the request could not be built");
 	json_decref(body);
+	free(p->init_toml); /* sent: only its digest is needed from now on */
+	p->init_toml = NULL;
 	if (rc)
 		pod_fail(p, "create_sandbox: %s", e.msg);
 }
@@ -866,7 +912,8 @@ static void pod_shape(const runtime *rt, const json_t *pod, struct vm_shape *out
 
 /* The domain XML of VM `dom` whose files are in `dir`. */
 static int vm_xml(runtime *rt, const char *dom, const char *dir, const char *tee,
-                  const struct vm_shape *shape, struct buf *xml, struct err *e)
+                  const struct vm_shape *shape, const char *init_digest, struct buf *xml,
+                  struct err *e)
 {
 	struct launcher_vm vm = {.uid = dom,
 	                         .kernel = rt->kernel,
@@ -880,6 +927,7 @@ static int vm_xml(runtime *rt, const char *dom, const char *dir, const char *tee
 	cleanup_free char *sock = xasprintf("%s/agent.sock", dir);
 	vm.console_path = console;
 	vm.agent_socket = sock;
+	vm.init_data_digest = init_digest;
 	return launcher_build_xml(tee, &vm, xml, e);
 }
 
@@ -888,7 +936,7 @@ static int build_xml(runtime *rt, struct rpod *p, struct buf *xml, struct err *e
 	const char *cls =
 	    json_string_value(json_object_get(json_object_get(p->pod, "spec"), "runtimeClassName"));
 	pod_shape(rt, p->pod, &p->shape);
-	if (vm_xml(rt, p->dom, p->dir, pod_tee(p->pod), &p->shape, xml, e))
+	if (vm_xml(rt, p->dom, p->dir, pod_tee(p->pod), &p->shape, p->init_digest, xml, e))
 		return err_wrap(e, "runtime class %s", cls ? cls : "(default)");
 	return 0;
 }
@@ -937,17 +985,11 @@ static void on_domain_created(void *arg, const struct err *e)
 #define POOL_REFILL_DELAY_MS 1000
 #define POOL_BACKOFF_MAX_MS  (5u * 60 * 1000)
 
-static const char *const init_data_annotations[] = {
-    "io.katacontainers.config.hypervisor.cc_init_data",
-    "io.katacontainers.config.runtime.cc_init_data", NULL};
-
 static int pool_can_serve(const json_t *pod)
 {
 	const json_t *ann = json_object_get(json_object_get(pod, "metadata"), "annotations");
-	for (size_t i = 0; init_data_annotations[i]; i++)
-		if (json_object_get(ann, init_data_annotations[i]))
-			return 0;
-	return strcmp(pod_tee(pod), "sim") == 0;
+	const char *name;
+	return !initdata_annotation(ann, &name) && strcmp(pod_tee(pod), "sim") == 0;
 }
 
 static void pool_free(struct rpod *p)
@@ -1058,7 +1100,7 @@ static void pool_fill_one(runtime *rt)
 	if (mkdir_p(p->dir, 0700, &e) == 0 &&
 	    (fd = open(console, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) >= 0)
 		close(fd);
-	if (fd < 0 || vm_xml(rt, p->dom, p->dir, "sim", &p->shape, &xml, &e)) {
+	if (fd < 0 || vm_xml(rt, p->dom, p->dir, "sim", &p->shape, NULL, &xml, &e)) {
 		log_warn("runtime", "pool VM %s: %s", id, fd < 0 ? "cannot create its directory" : e.msg);
 		buf_fini(&xml);
 		pool_free(p);
@@ -1171,6 +1213,38 @@ static int pool_claim(runtime *rt, struct rpod *p, const char *uid, const json_t
 	return 0;
 }
 
+/* The pod's init-data for create_sandbox: decoded from its annotation
+ * again (admission validated it) and checked against the digest recorded
+ * then, so that the VM is launched with, and the guest must report, the
+ * digest users see on the pod. */
+static int load_init_data(struct rpod *p, struct err *e)
+{
+	const json_t *ann = json_object_get(json_object_get(p->pod, "metadata"), "annotations");
+	const char *name;
+	const json_t *v = initdata_annotation(ann, &name);
+	const char *recorded = json_string_value(json_object_get(ann, INITDATA_DIGEST_ANNOTATION));
+	char digest[INITDATA_DIGEST_STR];
+	struct initdata d;
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return err_set(e, ERR_INVALID, "annotation %s is not a string", name);
+	if (initdata_decode(json_string_value(v), json_string_length(v), &p->init_toml,
+	                    &p->init_len, e) ||
+	    initdata_parse(p->init_toml, p->init_len, &d, e))
+		return err_wrap(e, "annotation %s", name);
+	initdata_digest_str(&d, digest);
+	initdata_fini(&d);
+	if (!recorded || strcmp(recorded, digest) != 0)
+		return err_set(e, ERR_INVALID,
+		               "annotation %s hashes to %.23s..., not to the %.23s%s recorded at "
+		               "admission in " INITDATA_DIGEST_ANNOTATION "; recreate the pod",
+		               name, digest, recorded ? recorded : "none",
+		               recorded && strlen(recorded) > 23 ? "..." : "");
+	p->init_digest = xstrdup(digest);
+	return 0;
+}
+
 static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struct err *e)
 {
 	runtime *rt = ud;
@@ -1191,7 +1265,7 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 	set_pod_json(p, pod);
 	struct buf xml;
 	buf_init(&xml);
-	if (prepare_dir(p, pod, e) || build_xml(rt, p, &xml, e)) {
+	if (load_init_data(p, e) || prepare_dir(p, pod, e) || build_xml(rt, p, &xml, e)) {
 		buf_fini(&xml);
 		strmap_del(&rt->pods, uid);
 		pod_free(p);

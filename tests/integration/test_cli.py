@@ -23,6 +23,8 @@ apiVersion: v1
 kind: Pod
 metadata:
   name: cli2
+  annotations:  # init-data: cocod adds its digest, apply must not mind
+    io.katacontainers.config.hypervisor.cc_init_data: H4sIAAAAAAACAytLLSrOzM9TsFVQMtAz1DNQ4krMSc8vyizJyAWJFWckGpmaKXEBAG5sV5wnAAAA
 spec:
   containers:
   - name: c

@@ -1,7 +1,8 @@
 """The guest side of a pod VM, without the daemon: boots build/kit under
 plain QEMU (TCG), speaks the agent protocol (docs/agent-protocol.md) over
 the virtio-serial socket from Python, and checks what the guest agent does:
-ready, image transfer with digest checks (base64 chunks and frame
+ready, init-data (refused when unparsable, else hashed and the digest
+reported), image transfer with digest checks (base64 chunks and frame
 payloads), containers with output and exit codes and a randomized address
 space, an emptyDir shared by two containers, request validation, the
 documented treatment of an oversized frame, and power-off.  One VM serves
@@ -28,6 +29,13 @@ COCOD = os.environ.get("COCOD_BIN", os.path.join(ROOT, "build/cocod"))
 KIT = os.environ.get("COCOD_KIT", os.path.join(os.path.dirname(COCOD), "kit"))
 QEMU = shutil.which("qemu-system-x86_64")
 BUSYBOX = "/bin/busybox"
+
+
+# Init-data as a pod carries it (docs: README "Init-data"), with a non-ASCII
+# character and CRLF so that the digest covers the exact bytes.
+INIT_TOML = ('version = "0.1.0"\r\nalgorithm = "sha384"\n[data]\n"aa.toml" = \'\'\'\n'
+             '[token_configs.kbs]\nurl = "http://10.0.2.2:8443"\n\'\'\'\n'
+             '"policy.rego" = "package agent_policy # caf\u00e9"\n')
 
 
 def sha256(b):
@@ -244,9 +252,17 @@ class GuestAgent(unittest.TestCase):
         self.assertIn("cloud-amd64", self.ready["body"]["kernel"])
 
     def test_02_sandbox_and_image(self):
-        self.ok("create_sandbox", {"uid": "u1", "name": "p1", "namespace": "default",
-                                   "hostname": "p1", "init_data": None,
-                                   "volumes": [{"name": "shared", "medium": ""}]})
+        sandbox = {"uid": "u1", "name": "p1", "namespace": "default", "hostname": "p1",
+                   "volumes": [{"name": "shared", "medium": ""}]}
+        # Init-data the agent cannot parse is refused, and leaves no sandbox.
+        r = self.ch.request("create_sandbox", dict(sandbox, init_data='version = "0.1.0"\n'
+                                                   'algorithm = "md5"\n'))
+        self.assertFalse(r["ok"])
+        self.assertIn("init-data: algorithm md5 is not sha256, sha384 or sha512", r["error"])
+        # The agent hashes what it was sent and says so.
+        r = self.ok("create_sandbox", dict(sandbox, init_data=INIT_TOML))
+        self.assertEqual(r["init_data_digest"],
+                         "sha384:" + hashlib.sha384(INIT_TOML.encode()).hexdigest())
         t0 = time.time()
         m, c, blobs = busybox_image(["sh", "-c", "echo from-image-cmd"])
         r = self.push_image("busybox:latest", m, c, blobs)

@@ -1,8 +1,12 @@
 """The Kubernetes pod API end to end: create/get/list/delete in JSON and
 YAML, validation errors with field paths, conflicts, limits, syntax errors
-with line and column, selectors, watches with resume and 410, scheduling
+with line and column, init-data (the CoCo annotation checked, its digest
+recorded, immutable), selectors, watches with resume and 410, scheduling
 against capacity, events, restart persistence, and kubectl."""
 
+import base64
+import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -204,6 +208,129 @@ class Validation(DaemonTest):
         del body["spec"]["containers"][0]["image"]
         self.causes(body)
         self.assertEqual(self.d.json("GET", PODS)[1]["metadata"]["resourceVersion"], rv)
+
+
+INIT_ANN = "io.katacontainers.config.hypervisor.cc_init_data"
+INIT_ANN_OLD = "io.katacontainers.config.runtime.cc_init_data"
+DIGEST_ANN = "cocod.io/init-data-digest"
+INIT_FIELD = f"metadata.annotations[{INIT_ANN}]"
+INIT_TOML = (b'version = "0.1.0"\nalgorithm = "sha384"\n[data]\n"aa.toml" = \'\'\'\n'
+             b'[token_configs.kbs]\nurl = "http://10.0.2.2:8443"\n\'\'\'\n')
+
+
+def init_data(toml):
+    """The annotation value, as CoCo's docs make it: gzip -c | base64 -w0."""
+    return base64.b64encode(gzip.compress(toml)).decode()
+
+
+def with_init(name, annotations):
+    body = pod(name)
+    body["metadata"]["annotations"] = annotations
+    return body
+
+
+class InitData(DaemonTest):
+    def test_digest_is_recorded_where_users_see_it(self):
+        want = "sha384:" + hashlib.sha384(INIT_TOML).hexdigest()
+        status, obj = post(self.d, with_init("id1", {INIT_ANN: init_data(INIT_TOML),
+                                                     DIGEST_ANN: "sha384:forged"}))
+        self.assertEqual(status, 201, obj)
+        self.assertEqual(obj["metadata"]["annotations"][DIGEST_ANN], want)
+        self.assertEqual(obj["metadata"]["annotations"][INIT_ANN], init_data(INIT_TOML))
+        status, got = self.d.json("GET", PODS + "/id1")
+        self.assertEqual(got["metadata"]["annotations"][DIGEST_ANN], want)
+        status, _, text = self.d.request("GET", PODS + "/id1",
+                                         headers={"Accept": "application/yaml"})
+        self.assertIn(f"{DIGEST_ANN}: {want}".encode(), text)
+        # The older name works; with both, the hypervisor. one wins.
+        sha256_toml = INIT_TOML.replace(b"sha384", b"sha256")
+        status, obj = post(self.d, with_init("id2", {INIT_ANN_OLD: init_data(sha256_toml)}))
+        self.assertEqual(status, 201, obj)
+        self.assertEqual(obj["metadata"]["annotations"][DIGEST_ANN],
+                         "sha256:" + hashlib.sha256(sha256_toml).hexdigest())
+        status, obj = post(self.d, with_init("id3", {INIT_ANN: init_data(INIT_TOML),
+                                                     INIT_ANN_OLD: init_data(sha256_toml)}))
+        self.assertEqual(status, 201, obj)
+        self.assertEqual(obj["metadata"]["annotations"][DIGEST_ANN], want)
+        # Without init-data there is no digest, whatever the client sends.
+        status, obj = post(self.d, with_init("id4", {DIGEST_ANN: want}))
+        self.assertEqual(status, 201, obj)
+        self.assertNotIn(DIGEST_ANN, obj["metadata"]["annotations"])
+
+    def test_bad_init_data_is_422_naming_the_annotation_and_stores_nothing(self):
+        gz = gzip.compress(INIT_TOML)
+        bomb = gzip.compress(b"\0" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
+        cases = [
+            ("bad base64", init_data(INIT_TOML)[:6] + "*" + init_data(INIT_TOML)[7:],
+             "init-data is not standard base64: character 7 is '*'"),
+            ("not gzip", base64.b64encode(INIT_TOML).decode(), "not valid gzip data"),
+            ("truncated gzip", base64.b64encode(gz[:-5]).decode(),
+             "the gzip data is truncated"),
+            ("gzip bomb", base64.b64encode(bomb).decode(),
+             "decompresses to more than 262144 bytes"),
+            ("too large", init_data(INIT_TOML + b"#" * (256 << 10) + b"\n"),
+             "decompresses to more than 262144 bytes"),
+            ("bad TOML", init_data(b'version = "0.1.0"\nalgorithm = "sha384"\n[aa]\n'),
+             "init-data: TOML not understood at line 3"),
+            ("unsupported algorithm", init_data(INIT_TOML.replace(b"sha384", b"md5")),
+             "init-data: algorithm md5 is not sha256, sha384 or sha512"),
+            ("not UTF-8", init_data(b'version = "0.1.0"\n# \xff\n'),
+             "init-data is not UTF-8 text (byte 20)"),
+        ]
+        rv = self.d.json("GET", PODS)[1]["metadata"]["resourceVersion"]
+        for what, value, problem in cases:
+            with self.subTest(what):
+                status, obj = post(self.d, with_init("bad", {INIT_ANN: value}))
+                self.assertEqual(status, 422, obj)
+                self.assertEqual(obj["reason"], "Invalid")
+                causes = {c["field"]: c for c in obj["details"]["causes"]}
+                self.assertEqual(list(causes), [INIT_FIELD], obj)
+                self.assertIn(problem, causes[INIT_FIELD]["message"])
+                self.assertIn(f"{INIT_FIELD}: Invalid value: ", obj["message"])
+                self.assertIn(problem, obj["message"])
+                self.assertEqual(self.d.request("GET", PODS + "/bad")[0], 404)
+        self.assertEqual(self.d.json("GET", PODS)[1]["metadata"]["resourceVersion"], rv)
+        # The old name is checked the same way when it is the one in use.
+        status, obj = post(self.d, with_init("bad", {INIT_ANN_OLD: "%%%"}))
+        self.assertEqual(status, 422, obj)
+        self.assertIn(f"metadata.annotations[{INIT_ANN_OLD}]", obj["message"])
+
+    def test_init_data_may_not_change(self):
+        other = init_data(INIT_TOML.replace(b"sha384", b"sha512"))
+        status, created = post(self.d, with_init("im", {INIT_ANN: init_data(INIT_TOML),
+                                                        "note": "1"}))
+        self.assertEqual(status, 201, created)
+
+        def patch(annotations):
+            status, _, out = self.d.request(
+                "PATCH", PODS + "/im",
+                body=json.dumps({"metadata": {"annotations": annotations}}),
+                headers={"Content-Type": "application/merge-patch+json"})
+            return status, json.loads(out)
+
+        for change in ({INIT_ANN: other}, {INIT_ANN: None}, {INIT_ANN_OLD: other}):
+            with self.subTest(change=list(change.items())[0][0]):
+                before = self.d.json("GET", PODS + "/im")[1]
+                status, obj = patch(change)
+                self.assertEqual(status, 422, obj)
+                self.assertIn("field is immutable: init-data is fixed when the pod is created",
+                              obj["message"])
+                self.assertIn("metadata.annotations[io.katacontainers.config.", obj["message"])
+                self.assertEqual(self.d.json("GET", PODS + "/im")[1], before)
+        # Other annotations may change; the digest stays cocod's.
+        status, obj = patch({"note": "2", DIGEST_ANN: "sha384:forged"})
+        self.assertEqual(status, 200, obj)
+        self.assertEqual(obj["metadata"]["annotations"]["note"], "2")
+        self.assertEqual(obj["metadata"]["annotations"][DIGEST_ANN],
+                         created["metadata"]["annotations"][DIGEST_ANN])
+        # A PUT of what GET returned, minus the digest, is no change to it.
+        got = self.d.json("GET", PODS + "/im")[1]
+        del got["metadata"]["annotations"][DIGEST_ANN]
+        status, _, out = self.d.request("PUT", PODS + "/im", body=json.dumps(got),
+                                        headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 200, out)
+        self.assertEqual(json.loads(out)["metadata"]["annotations"][DIGEST_ANN],
+                         created["metadata"]["annotations"][DIGEST_ANN])
 
 
 class Limits(DaemonTest):

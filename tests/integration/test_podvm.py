@@ -3,6 +3,9 @@ kit boots under TCG through libvirt's embedded driver, the agent runs the
 containers with crun, and the API reports phases, exit codes and logs.
 Skips when build/kit (make kit) is missing."""
 
+import base64
+import gzip
+import hashlib
 import json
 import os
 import socket
@@ -107,8 +110,19 @@ class PodsInVms(unittest.TestCase):
                                     "command": ["sh", "-c", "echo written-by-init > /data/msg"],
                                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}])
         body["spec"]["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        # also: init-data reaches the guest, whose digest must match the
+        # recorded one (else the pod fails as a hostile guest before running)
+        toml = b'version = "0.1.0"\nalgorithm = "sha256"\n[data]\n"cdh.toml" = "[kbc]"\n'
+        digest = "sha256:" + hashlib.sha256(toml).hexdigest()
+        body["metadata"]["annotations"] = {
+            "io.katacontainers.config.hypervisor.cc_init_data":
+                base64.b64encode(gzip.compress(toml)).decode()}
         self.create(body)
         obj = self.wait_phase("three", ("Succeeded", "Failed"))
+        self.assertEqual(obj["metadata"]["annotations"]["cocod.io/init-data-digest"], digest)
+        console = os.path.join(self.d.data_dir, "pods", obj["metadata"]["uid"], "console.log")
+        with open(console, errors="replace") as f:
+            self.assertIn(f"init_data={digest}", f.read())  # the agent's own digest
         self.assertEqual(obj["status"]["phase"], "Failed")
         self.assertEqual(obj["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"], 3)
         self.assertEqual(obj["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"], 0)

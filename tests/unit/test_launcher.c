@@ -5,7 +5,8 @@
  * launcher itself on test:///default: start (accelerator forced or probed
  * without a kernel → TCG), create, lifecycle events, exists, destroy, close.
  * Cases: size_defaults, size_limits, size_rounding, xml_sim_content,
- * xml_escaping, xml_rejects_bad_input, tee_placeholders, xml_parses_in_libvirt,
+ * xml_escaping, xml_rejects_bad_input, tee_placeholders, xml_parses_in_libvirt
+ * (with the init-data digest in <metadata>),
  * launcher_lifecycle_on_mock, launcher_probe_without_kernel_is_tcg. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -95,6 +96,7 @@ static void xml_sim_content(void **state)
 	    strstr(b.data, "<cocod:uid>0f8fad5b-d9cb-469f-a165-70867728950e</cocod:uid>"));
 	assert_null(strstr(b.data, "<interface"));
 	assert_null(strstr(b.data, "host-passthrough"));
+	assert_null(strstr(b.data, "init-data-digest"));
 	buf_fini(&b);
 	vm.kvm = 1;
 	vm.network = 1;
@@ -141,6 +143,17 @@ static void xml_rejects_bad_input(void **state)
 	vm = sample();
 	vm.mem_bytes = MiB;
 	assert_int_equal(launcher_build_xml("sim", &vm, &b, &e), ERR_INVALID);
+	const char *digests[] = {
+	    "sha384:00", "md5:d41d8cd98f00b204e9800998ecf8427e",
+	    "sha256:</cocod:init-data-digest><x/>", "",
+	    "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"};
+	for (size_t i = 0; i < sizeof digests / sizeof digests[0]; i++) {
+		vm = sample();
+		vm.init_data_digest = digests[i];
+		assert_int_equal(launcher_build_xml("sim", &vm, &b, &e), ERR_INVALID);
+		assert_non_null(strstr(e.msg, "init-data digest"));
+	}
+	assert_int_equal(b.len, 0);
 	buf_fini(&b);
 }
 
@@ -161,10 +174,13 @@ static void tee_placeholders(void **state)
 	}
 }
 
+#define DIGEST "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 static void xml_parses_in_libvirt(void **state)
 {
 	struct launcher_vm vm = sample();
 	vm.cmdline = "a=\"b c\" d<e & f='g'";
+	vm.init_data_digest = DIGEST;
 	struct buf b;
 	struct err e = {0};
 	buf_init(&b);
@@ -184,6 +200,8 @@ static void xml_parses_in_libvirt(void **state)
 	assert_non_null(strstr(back, "d&lt;e &amp; f=&apos;g&apos;"));
 	assert_non_null(
 	    strstr(back, "<cocod:uid>0f8fad5b-d9cb-469f-a165-70867728950e</cocod:uid>"));
+	assert_non_null(
+	    strstr(back, "<cocod:init-data-digest>" DIGEST "</cocod:init-data-digest>"));
 	free(back);
 	virDomainDestroy(d);
 	virDomainFree(d);

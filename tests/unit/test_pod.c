@@ -28,6 +28,8 @@
  *   resources_as_the_scheduler_sees_them     sum vs init max, limit-only requests
  *   qos_classes                              BestEffort, Burstable, Guaranteed
  *   updates_may_change_only_labels_and_annotations
+ *   init_data_is_validated_and_its_digest_recorded   422 causes, cocod owns the digest
+ *   init_data_may_not_change                 both annotation names immutable
  *   k8s_helpers                              quoting, label keys, uid, timestamp */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,9 +41,14 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <zlib.h>
 
+#include "b64.h"
+#include "initdata.h"
 #include "k8s.h"
 #include "pod.h"
+#include "util.h"
 
 #define LABEL_ERR                                                                                  \
 	"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "   \
@@ -996,6 +1003,161 @@ static void k8s_helpers(void **state)
 	assert_true(strncmp(ts, "20", 2) == 0);
 }
 
+/* ---- init-data ---- */
+
+#define INIT_PATH "metadata.annotations[io.katacontainers.config.hypervisor.cc_init_data]"
+#define INIT_TOML "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\nk = \"v\"\n"
+
+/* The annotation value for `text`: base64 of its gzip. */
+static char *init_annotation(const char *text)
+{
+	unsigned char gz[4096];
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+	                 Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)text;
+	z.avail_in = (uInt)strlen(text);
+	z.next_out = gz;
+	z.avail_out = sizeof gz;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	char *b = b64_encode(gz, sizeof gz - z.avail_out);
+	deflateEnd(&z);
+	return b;
+}
+
+/* A pod whose annotations are `annotations` (a new reference is taken),
+ * normalized. */
+static json_t *pod_with(json_t *annotations, struct k8s_field_errors *fe)
+{
+	json_t *pod = parse("{\"metadata\":{\"name\":\"p\"},\"spec\":{\"containers\":[{"
+	                    "\"name\":\"c\",\"image\":\"busybox\"}]}}");
+	json_object_set_new(json_object_get(pod, "metadata"), "annotations", annotations);
+	k8s_field_errors_init(fe);
+	pod_normalize(pod, "cocod-sim", fe);
+	return pod;
+}
+
+static const char *digest_of(const json_t *pod)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(json_object_get(pod, "metadata"), "annotations"),
+	                    INITDATA_DIGEST_ANNOTATION));
+}
+
+static void expect_init_error(const char *value, const char *message)
+{
+	struct k8s_field_errors fe;
+	json_t *pod = pod_with(json_pack("{s:s}", INITDATA_ANNOTATION, value), &fe);
+	cleanup_free char *want = xasprintf("Invalid value: %s", message);
+	expect_cause(&fe, INIT_PATH, K8S_FIELD_INVALID, want);
+	assert_int_equal(fe.n, 1);
+	assert_null(digest_of(pod));
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+}
+
+static void init_data_is_validated_and_its_digest_recorded(void **state)
+{
+	struct k8s_field_errors fe;
+	unsigned char md[32];
+	char hex[65];
+	EVP_Digest(INIT_TOML, strlen(INIT_TOML), md, NULL, EVP_sha256(), NULL);
+	hex_encode(md, sizeof md, hex);
+	cleanup_free char *want = xasprintf("sha256:%s", hex);
+	cleanup_free char *good = init_annotation(INIT_TOML);
+
+	/* recorded; a client's digest is replaced */
+	json_t *pod = pod_with(json_pack("{s:s, s:s}", INITDATA_ANNOTATION, good,
+	                                 INITDATA_DIGEST_ANNOTATION, "sha256:forged"),
+	                       &fe);
+	assert_int_equal(fe.n, 0);
+	assert_string_equal(digest_of(pod), want);
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+	/* the old name works; with both, the hypervisor. one wins */
+	pod = pod_with(json_pack("{s:s}", INITDATA_ANNOTATION_OLD, good), &fe);
+	assert_int_equal(fe.n, 0);
+	assert_string_equal(digest_of(pod), want);
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+	pod = pod_with(json_pack("{s:s, s:s}", INITDATA_ANNOTATION, good, INITDATA_ANNOTATION_OLD,
+	                         "not even base64!"),
+	               &fe);
+	assert_int_equal(fe.n, 0);
+	assert_string_equal(digest_of(pod), want);
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+	/* without init-data there is no digest, whatever the client says */
+	pod = pod_with(json_pack("{s:s}", INITDATA_DIGEST_ANNOTATION, "sha256:forged"), &fe);
+	assert_int_equal(fe.n, 0);
+	assert_null(digest_of(pod));
+	assert_non_null(json_object_get(json_object_get(pod, "metadata"), "annotations"));
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+
+	/* each problem is one cause at the annotation, saying what is wrong */
+	expect_init_error("H4sI!AAA", "init-data is not standard base64: character 5 is '!'");
+	cleanup_free char *plain = b64_encode(INIT_TOML, strlen(INIT_TOML));
+	expect_init_error(plain, "init-data is not valid gzip data: incorrect header check");
+	cleanup_free char *cut = xstrndup(good, strlen(good) - 8);
+	expect_init_error(cut, "init-data: the gzip data is truncated");
+	cleanup_free char *toml = init_annotation("version = \"0.1.0\"\nalgorithm = \"sha256\"\n"
+	                                          "[other]\n");
+	expect_init_error(toml, "init-data: TOML not understood at line 3");
+	cleanup_free char *md5 = init_annotation("version = \"0.1.0\"\nalgorithm = \"md5\"\n");
+	expect_init_error(md5, "init-data: algorithm md5 is not sha256, sha384 or sha512");
+	cleanup_free char *nover = init_annotation("algorithm = \"sha384\"\n");
+	expect_init_error(nover, "init-data: version missing");
+	/* the wrong JSON type is the annotation check's to report, once */
+	pod = pod_with(json_pack("{s:i}", INITDATA_ANNOTATION, 1), &fe);
+	expect_cause(&fe, INIT_PATH, K8S_FIELD_INVALID, "Invalid value: 1: must be a string");
+	assert_int_equal(fe.n, 1);
+	k8s_field_errors_fini(&fe);
+	json_decref(pod);
+}
+
+static void init_data_may_not_change(void **state)
+{
+	struct k8s_field_errors fe;
+	cleanup_free char *a = init_annotation(INIT_TOML);
+	cleanup_free char *b = init_annotation("version = \"0.1.0\"\nalgorithm = \"sha384\"\n");
+	json_t *old = pod_with(json_pack("{s:s, s:s}", INITDATA_ANNOTATION, a, "note", "1"), &fe);
+	assert_int_equal(fe.n, 0);
+	k8s_field_errors_fini(&fe);
+	const char *immutable =
+	    "Invalid value: field is immutable: init-data is fixed when the pod "
+	    "is created (it is measured into the pod VM); delete and recreate "
+	    "the pod to change it";
+
+	/* other annotations may change, and a body without the digest gets it back */
+	json_t *next = pod_with(json_pack("{s:s, s:s}", INITDATA_ANNOTATION, a, "note", "2"), &fe);
+	assert_int_equal(fe.n, 0);
+	assert_int_equal(pod_validate_update(old, next, &fe), 0);
+	assert_string_equal(digest_of(next), digest_of(old));
+	k8s_field_errors_fini(&fe);
+	json_decref(next);
+	/* changed, removed, or added under the old name: immutable */
+	json_t *changes[] = {
+	    json_pack("{s:s, s:s}", INITDATA_ANNOTATION, b, "note", "1"),
+	    json_pack("{s:s}", "note", "1"),
+	    json_pack("{s:s, s:s}", INITDATA_ANNOTATION, a, INITDATA_ANNOTATION_OLD, b),
+	};
+	const char *fields[] = {
+	    INIT_PATH, INIT_PATH,
+	    "metadata.annotations[io.katacontainers.config.runtime.cc_init_data]"};
+	for (size_t i = 0; i < 3; i++) {
+		next = pod_with(changes[i], &fe);
+		assert_int_equal(fe.n, 0);
+		assert_int_equal(pod_validate_update(old, next, &fe), ERR_INVALID);
+		expect_cause(&fe, fields[i], K8S_FIELD_INVALID, immutable);
+		assert_int_equal(fe.n, 1);
+		k8s_field_errors_fini(&fe);
+		json_decref(next);
+	}
+	json_decref(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1024,6 +1186,8 @@ int main(void)
 	    cmocka_unit_test(resources_as_the_scheduler_sees_them),
 	    cmocka_unit_test(qos_classes),
 	    cmocka_unit_test(updates_may_change_only_labels_and_annotations),
+	    cmocka_unit_test(init_data_is_validated_and_its_digest_recorded),
+	    cmocka_unit_test(init_data_may_not_change),
 	    cmocka_unit_test(k8s_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

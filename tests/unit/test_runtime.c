@@ -4,10 +4,13 @@
  * libvirt's test:///default mock driver and a fake guest agent listening on
  * the pod's channel socket (the mock boots nothing, so the test plays the
  * guest): boot → create_sandbox → image streaming → container start → logs
- * → exit → Succeeded → teardown; a missing image; a hostile guest.
+ * → exit → Succeeded → teardown; a missing image; a hostile guest; init-data
+ * (sent as text, its digest in the domain's metadata, the guest's digest
+ * checked against the recorded one).
  * Cases: log_lines_and_partials, log_rotation, logs_backlog_options,
  * logs_not_found, pod_life_on_mock, missing_image_is_errimagepull,
- * hostile_guest_fails_pod. */
+ * hostile_guest_fails_pod, init_data_reaches_the_guest,
+ * init_data_digest_mismatch_fails_pod, init_data_unlike_its_record_is_not_booted. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,9 +28,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
 #include "b64.h"
 #include "frame.h"
 #include "images.h"
+#include "initdata.h"
 #include "launcher.h"
 #include "podctl.h"
 #include "runtime.h"
@@ -342,16 +350,27 @@ static void fx_teardown(struct fx *x)
 	free(x->dir);
 }
 
-static void add_pod(struct fx *x, const char *uid, const char *image)
+static json_t *new_pod(const char *uid, const char *image)
 {
-	json_t *pod = json_pack("{s:{s:s, s:s, s:s}, s:{s:[{s:s, s:s}], s:s}}", "metadata", "uid",
-	                        uid, "name", "p", "namespace", "default", "spec", "containers",
-	                        "name", "web", "image", image, "restartPolicy", "Never");
+	return json_pack("{s:{s:s, s:s, s:s}, s:{s:[{s:s, s:s}], s:s}}", "metadata", "uid", uid,
+	                 "name", "p", "namespace", "default", "spec", "containers", "name", "web",
+	                 "image", image, "restartPolicy", "Never");
+}
+
+/* Hands `pod` (reference taken) to the controller. */
+static void submit(struct fx *x, json_t *pod)
+{
 	struct podctl_req req = {
 	    .tee = "sim", .runtime_class = "cocod-sim", .qos_class = "BestEffort"};
 	struct err e = {0};
 	assert_int_equal(podctl_add(x->ctl, pod, &req, &e), 0);
 	json_decref(pod);
+}
+
+/* Submits `pod` and plays its guest: accepts the agent connection. */
+static void add_pod_json(struct fx *x, const char *uid, json_t *pod)
+{
+	submit(x, pod);
 	/* the guest: listen where libvirt would bind the channel */
 	cleanup_free char *path = xasprintf("%s/pods/%s/agent.sock", x->dir, uid);
 	x->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -366,6 +385,11 @@ static void add_pod(struct fx *x, const char *uid, const char *image)
 			x->peer = accept(x->ls, NULL, NULL);
 	}
 	assert_true(x->peer >= 0);
+}
+
+static void add_pod(struct fx *x, const char *uid, const char *image)
+{
+	add_pod_json(x, uid, new_pod(uid, image));
 }
 
 static void agent_send(struct fx *x, int64_t id, const char *type, json_t *body)
@@ -468,6 +492,7 @@ static void pod_life_on_mock(void **state)
 	agent_recv(&x, &m, "create_sandbox");
 	assert_string_equal(json_string_value(json_object_get(m.body, "uid")), "u-life");
 	assert_string_equal(json_string_value(json_object_get(m.body, "namespace")), "default");
+	assert_true(json_is_null(json_object_get(m.body, "init_data"))); /* no annotation */
 	reply_ok(&x, &m, NULL);
 	frame_msg_fini(&m);
 	/* the image: all layers missing */
@@ -564,6 +589,133 @@ static void hostile_guest_fails_pod(void **state)
 	fx_teardown(&x);
 }
 
+/* ---- init-data ---- */
+
+#define INIT_TOML "version = \"0.1.0\"\nalgorithm = \"sha384\"\n[data]\n\"aa.toml\" = '''\nx\n'''\n"
+
+/* A pod carrying INIT_TOML as CoCo's annotation, with `digest` recorded (as
+ * pod_normalize would; NULL: the real one, computed here with OpenSSL). */
+static json_t *init_pod(const char *uid, const char *digest, char real[INITDATA_DIGEST_STR])
+{
+	unsigned char gz[1024], md[48];
+	char hex[97];
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
+	                 Z_OK);
+	z.next_in = (Bytef *)(uintptr_t)INIT_TOML;
+	z.avail_in = (uInt)strlen(INIT_TOML);
+	z.next_out = gz;
+	z.avail_out = sizeof gz;
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	cleanup_free char *b64 = b64_encode(gz, sizeof gz - z.avail_out);
+	deflateEnd(&z);
+	EVP_Digest(INIT_TOML, strlen(INIT_TOML), md, NULL, EVP_sha384(), NULL);
+	hex_encode(md, sizeof md, hex);
+	snprintf(real, INITDATA_DIGEST_STR, "sha384:%s", hex);
+	json_t *pod = new_pod(uid, "busybox");
+	json_object_set_new(json_object_get(pod, "metadata"), "annotations",
+	                    json_pack("{s:s, s:s}", INITDATA_ANNOTATION, b64,
+	                              INITDATA_DIGEST_ANNOTATION, digest ? digest : real));
+	return pod;
+}
+
+static void init_data_reaches_the_guest(void **state)
+{
+	struct fx x;
+	struct frame_msg m;
+	char digest[INITDATA_DIGEST_STR];
+	fx_setup(&x, 1);
+	add_pod_json(&x, "u-init", init_pod("u-init", NULL, digest));
+	/* the domain carries the digest where the launch will bind it */
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainLookupByName(c, "cocod-u-init");
+	assert_non_null(d);
+	char *xml = virDomainGetXMLDesc(d, 0);
+	cleanup_free char *elem =
+	    xasprintf("<cocod:init-data-digest>%s</cocod:init-data-digest>", digest);
+	if (!xml || !strstr(xml, elem))
+		fail_msg("no %s in:\n%s", elem, xml ? xml : "(no XML)");
+	free(xml);
+	virDomainFree(d);
+	virConnectClose(c);
+	/* the TOML text goes to the guest, byte for byte */
+	agent_send(&x, 0, "ready", json_pack("{s:s}", "version", "test"));
+	agent_recv(&x, &m, "create_sandbox");
+	const json_t *init = json_object_get(m.body, "init_data");
+	assert_true(json_is_string(init));
+	assert_int_equal(json_string_length(init), strlen(INIT_TOML));
+	assert_string_equal(json_string_value(init), INIT_TOML);
+	reply_ok(&x, &m, json_pack("{s:s}", "init_data_digest", digest));
+	frame_msg_fini(&m);
+	/* accepted: the pod goes on to its image */
+	agent_recv(&x, &m, "image_begin");
+	frame_msg_fini(&m);
+	assert_null(strstr(x.events, "FailedCreatePodSandBox"));
+	fx_teardown(&x);
+}
+
+static void init_data_digest_mismatch_fails_pod(void **state)
+{
+	static const struct {
+		const char *uid;
+		const char *reply; /* init_data_digest in the guest's reply; NULL: none */
+		const char *reason;
+	} cases[] = {
+	    {"u-id1", "sha384:0000000000000000ffff",
+	     "hostile guest: init-data digest mismatch: the guest computed "
+	     "sha384:0000000000000000..., cocod recorded sha384:"},
+	    {"u-id2", "sha384:\x1b[2J evil", "the guest computed (malformed), cocod recorded"},
+	    {"u-id3", NULL, "the guest did not report the digest of the init-data"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fx x;
+		struct frame_msg m;
+		char digest[INITDATA_DIGEST_STR];
+		fx_setup(&x, 0);
+		add_pod_json(&x, cases[i].uid, init_pod(cases[i].uid, NULL, digest));
+		agent_send(&x, 0, "ready", json_object());
+		agent_recv(&x, &m, "create_sandbox");
+		reply_ok(&x, &m,
+		         cases[i].reply ? json_pack("{s:s}", "init_data_digest", cases[i].reply)
+		                        : NULL);
+		frame_msg_fini(&m);
+		wait_phase(&x, "Failed");
+		const char *msg = json_string_value(json_object_get(x.status, "message"));
+		assert_string_equal(json_string_value(json_object_get(x.status, "reason")),
+		                    "HostileGuest");
+		if (!msg || !strstr(msg, cases[i].reason))
+			fail_msg("status message %s; events:\n%s", msg ? msg : "-", x.events);
+		for (int k = 0; k < 3000 && launcher_exists(x.l, cases[i].uid); k++)
+			spin(&x, NULL, 1);
+		assert_false(launcher_exists(x.l, cases[i].uid));
+		fx_teardown(&x);
+	}
+}
+
+static void init_data_unlike_its_record_is_not_booted(void **state)
+{
+	struct fx x;
+	char digest[INITDATA_DIGEST_STR];
+	fx_setup(&x, 0);
+	const char *forged = "sha384:000000000000000000000000000000000000000000000000000000000000"
+	                     "000000000000000000000000000000000000";
+	submit(&x, init_pod("u-forged", forged, digest));
+	for (int i = 0; i < 3000 && !strstr(x.events, "FailedCreatePodSandBox"); i++)
+		spin(&x, NULL, 1);
+	digest[23] = '\0'; /* the reason shows "sha384:" and 16 hex digits */
+	cleanup_free char *want = xasprintf(
+	    "annotation io.katacontainers.config.hypervisor.cc_init_data hashes to %s..., not to the "
+	    "sha384:0000000000000000... recorded at admission in cocod.io/init-data-digest; "
+	    "recreate the pod",
+	    digest);
+	if (!strstr(x.events, want))
+		fail_msg("events:\n%s", x.events);
+	assert_false(launcher_exists(x.l, "u-forged"));
+	fx_teardown(&x);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -575,6 +727,9 @@ int main(void)
 	    cmocka_unit_test(pod_life_on_mock),
 	    cmocka_unit_test(missing_image_is_errimagepull),
 	    cmocka_unit_test(hostile_guest_fails_pod),
+	    cmocka_unit_test(init_data_reaches_the_guest),
+	    cmocka_unit_test(init_data_digest_mismatch_fails_pod),
+	    cmocka_unit_test(init_data_unlike_its_record_is_not_booted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
