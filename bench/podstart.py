@@ -93,18 +93,23 @@ def qemu_pids(needle):
 
 
 class Daemon:
-    def __init__(self):
+    def __init__(self, pool=0):
         # Short path: the agent socket lives under it (sun_path is 108 bytes).
         self.dir = tempfile.mkdtemp(prefix="cocod-podstart-", dir="/tmp")
         self.port = free_port()
         self.log_path = os.path.join(self.dir, "cocod.log")
         self.proc = None
+        self.pool = pool
+        self.config = os.path.join(self.dir, "bench.toml")
+        with open(self.config, "w") as f:
+            f.write(f"vm_pool = {pool}\n")
 
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [COCOD, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.dir,
-             "--log-level", "debug"], stdout=subprocess.DEVNULL, stderr=self.log)
+             "--log-level", "debug", "--config", self.config],
+            stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -169,6 +174,29 @@ class Daemon:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+    def pool_ready(self):
+        """Names of pool VMs whose agent said ready and that no pod took."""
+        t = self.text()
+        ready = set(re.findall(r"agent ready pool_vm=(\S+)", t))
+        gone = set(re.findall(r"warm pool uid=\S+ pool_vm=(\S+)", t))
+        gone |= set(re.findall(r"pool VM dropped pool_vm=(\S+)", t))
+        return ready - gone
+
+    def wait_pool(self, timeout=120):
+        """Until a pool VM is ready and none is booting (no refill running
+        beside a measurement)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            t = self.text()
+            booting = set(re.findall(r"booting pool VM pool_vm=(\S+)", t))
+            done = set(re.findall(r"agent ready pool_vm=(\S+)", t))
+            done |= set(re.findall(r"pool VM dropped pool_vm=(\S+)", t))
+            if self.pool_ready() and not (booting - done):
+                return
+            time.sleep(0.1)
+        die("the warm pool did not fill:\n" + self.text()[-3000:])
 
 
 def pod_body(name):
@@ -421,6 +449,48 @@ def phases(t_send, t_run, ev, m, bare_uptime):
     return p, []
 
 
+WARM_PHASES = [
+    ("admit", "Lua admission policy"),
+    ("schedule", "POST sent -> Scheduled event, less admission"),
+    ("take + sandbox", "Scheduled -> Pulling event: pool VM taken (directory moved, pod.json), "
+                       "create_sandbox round trip"),
+    ("image unpack", "Pulling -> Pulled event"),
+    ("container start", "Pulled -> Started event"),
+    ("report", "Started event -> running seen on the watch"),
+]
+
+
+def warm_phases(t_send, t_run, ev, m):
+    need = {k: ev.get(k) for k in ("Scheduled", "Pulling", "Pulled", "Started")}
+    missing = [k for k, v in need.items() if v is None]
+    if missing:
+        return None, missing
+    ms = lambda a, b: (b - a) * 1000
+    admit = (m["admit_us"] or 0) / 1000
+    return {
+        "admit": admit,
+        "schedule": ms(t_send, need["Scheduled"]) - admit,
+        "take + sandbox": ms(need["Scheduled"], need["Pulling"]),
+        "image unpack": ms(need["Pulling"], need["Pulled"]),
+        "container start": ms(need["Pulled"], need["Started"]),
+        "report": ms(need["Started"], t_run),
+    }, []
+
+
+def print_table(rows, table, title):
+    print(title)
+    print(f"  {'phase':<16}" + "".join(f"{'r' + str(i + 1):>8}" for i in range(len(rows)))
+          + f"{'median':>8}  what")
+    for key, what in table:
+        vals = [row[key] for row in rows]
+        fmt = "{:8.2f}" if key == "admit" else "{:8.0f}"
+        print(f"  {key:<16}" + "".join(fmt.format(v) for v in vals)
+              + fmt.format(statistics.median(vals)) + f"  {what}")
+    tot = [sum(row.values()) for row in rows]
+    print(f"  {'total':<16}" + "".join(f"{v:8.0f}" for v in tot)
+          + f"{statistics.median(tot):8.0f}  = POST sent -> running")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -442,9 +512,12 @@ def main():
     append = bare_cmdline(kit["cmdline"])
 
     d = Daemon()
+    w = Daemon(pool=1)  # the same, with the warm pool (vm_pool = 1)
     live = {}  # name -> uid, deleted on the way out
+    wlive = {}
     try:
         d.start()
+        w.start()
         # The first domain of a fresh daemon pays libvirt's one-off probe of
         # QEMU's capabilities: timed, shown, not counted.
         t_send, t_run, uid = start_pod(d, "warmup")
@@ -454,6 +527,13 @@ def main():
         shape = vm_shape(wm["qemu_args"])
         delete_pod(d, "warmup", uid)
         del live["warmup"]
+        # The warm daemon's pool starts with the size of a pod without
+        # limits; its first pod teaches it the benchmark pod's size.
+        w.wait_pool()
+        t_send, t_run, uid = start_pod(w, "warmup")
+        wlive["warmup"] = uid
+        delete_pod(w, "warmup", uid)
+        del wlive["warmup"]
 
         initrd_mib = os.path.getsize(os.path.join(KIT, "initramfs.img")) / 2**20
         print(f"pod start vs bare boot: accel={d.accel} machine={shape[0]} cpu={shape[1]} "
@@ -468,11 +548,29 @@ def main():
               f"define {((wm['exec'] or 0) - (wm['creating'] or 0)) * 1000:.0f} ms; not counted")
 
         bares, bare_up, pods, rows, extra = [], [], [], [], []
+        warms, wrows = [], []
         for r in range(1, a.rounds + 1):
-            order = ("bare", "pod") if r % 2 else ("pod", "bare")
+            order = [("bare", "pod", "warm"), ("pod", "warm", "bare"), ("warm", "bare", "pod")][(r - 1) % 3]
             res = {}
             for what in order:
-                if what == "bare":
+                w.wait_pool()  # no pool VM boots beside a measurement
+                if what == "warm":
+                    name = f"warm{r}"
+                    t_send, t_run, uid = start_pod(w, name)
+                    wlive[name] = uid
+                    time.sleep(0.3)
+                    res["warm"] = (t_run - t_send) * 1000
+                    if not re.search(rf"warm pool uid={uid} ", w.text()):
+                        die(f"pod {name} did not get a pool VM:\n" + w.text()[-3000:])
+                    wph, missing = warm_phases(t_send, t_run, event_times(w, name),
+                                               marks(w, name, uid))
+                    if wph is None:
+                        print(f"  round {r}: warm phase data missing: {', '.join(missing)}")
+                    else:
+                        wrows.append(wph)
+                    delete_pod(w, name, uid)
+                    del wlive[name]
+                elif what == "bare":
                     res["bare"], res["uptime"], _ = bare_boot(d.accel, shape, append)
                 else:
                     name = f"start{r}"
@@ -493,29 +591,27 @@ def main():
             bares.append(res["bare"])
             bare_up.append(res["uptime"])
             pods.append(res["pod"])
+            warms.append(res["warm"])
             extra.append(res["m"])
             up = f"{res['uptime']:.0f}" if res["uptime"] is not None else "?"
             print(f"round {r} ({order[0]} first): bare {res['bare']:.0f} ms (guest uptime at /init "
-                  f"{up} ms), pod {res['pod']:.0f} ms (guest boot_ms {res['m']['boot_ms']}), "
-                  f"ratio {res['pod'] / res['bare']:.2f}x")
+                  f"{up} ms), pod cold {res['pod']:.0f} ms (guest boot_ms {res['m']['boot_ms']}) "
+                  f"ratio {res['pod'] / res['bare']:.2f}x, pod from the warm pool "
+                  f"{res['warm']:.0f} ms ratio {res['warm'] / res['bare']:.2f}x")
 
-        mb, mp = statistics.median(bares), statistics.median(pods)
-        print(f"median of {a.rounds}: bare {mb:.0f} ms, pod {mp:.0f} ms, "
-              f"ratio {mp / mb:.2f}x (target <= 1.15x): {'met' if mp / mb <= 1.15 else 'NOT met'}")
+        mb, mp, mw = statistics.median(bares), statistics.median(pods), statistics.median(warms)
+        print(f"median of {a.rounds}: bare {mb:.0f} ms; pod with vm_pool = 0 (boots its VM) "
+              f"{mp:.0f} ms, ratio {mp / mb:.2f}x; pod with vm_pool = 1 (default; takes a "
+              f"booted VM) {mw:.0f} ms, ratio {mw / mb:.2f}x")
+        print(f"target <= 1.15x: {'met' if mw / mb <= 1.15 else 'NOT met'} with the warm pool, "
+              f"{'met' if mp / mb <= 1.15 else 'NOT met'} without")
 
+        if wrows:
+            print_table(wrows, WARM_PHASES, "phase breakdown of a pod start from the warm pool, "
+                        "ms (host clock; per round, and median of each phase):")
         if rows:
-            print(f"phase breakdown of a pod start, ms (host clock; per round, and median of "
-                  f"each phase; ~ = estimated):")
-            print(f"  {'phase':<16}" + "".join(f"{'r' + str(i + 1):>8}" for i in range(len(rows)))
-                  + f"{'median':>8}  what")
-            for key, what in PHASES:
-                vals = [row[key] for row in rows]
-                fmt = "{:8.2f}" if key == "admit" else "{:8.0f}"
-                print(f"  {key:<16}" + "".join(fmt.format(v) for v in vals)
-                      + fmt.format(statistics.median(vals)) + f"  {what}")
-            tot = [sum(row.values()) for row in rows]
-            print(f"  {'total':<16}" + "".join(f"{v:8.0f}" for v in tot)
-                  + f"{statistics.median(tot):8.0f}  = POST sent -> running")
+            print_table(rows, PHASES, "phase breakdown of a pod start that boots its VM "
+                        "(vm_pool = 0), ms (host clock; ~ = estimated):")
             un = [m["unpack_guest_ms"] for m in extra if m["unpack_guest_ms"] is not None]
             post = [m["post_ms"] for m in extra if m["post_ms"] is not None]
             bm = [m["boot_ms"] for m in extra if m["boot_ms"] is not None]
@@ -546,16 +642,17 @@ def main():
         delete_pod(d, "idle", uid)
         del live["idle"]
     finally:
-        for name, uid in list(live.items()):
-            try:
-                delete_pod(d, name, uid, timeout=30)
-            except SystemExit:
-                pass
-        d.stop()
-        if os.environ.get("KEEP"):
-            print(f"data directory kept: {d.dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(d.dir, ignore_errors=True)
+        for dm, lv in ((d, live), (w, wlive)):
+            for name, uid in list(lv.items()):
+                try:
+                    delete_pod(dm, name, uid, timeout=30)
+                except SystemExit:
+                    pass
+            dm.stop()
+            if os.environ.get("KEEP"):
+                print(f"data directory kept: {dm.dir}", file=sys.stderr)
+            else:
+                shutil.rmtree(dm.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
