@@ -1,16 +1,16 @@
-/* vmboot: a small driver for tests/integration/test_vm.py that boots REAL
- * pod VMs through the launcher, without the daemon.  It prints one JSON
+/* vmboot: a small driver for tests/integration/test_vm.py that boots a
+ * REAL pod VM through the library, without the daemon.  It prints one JSON
  * object per line on stdout for the test to check.
  *
- *   vmboot boot DATA_DIR KIT_DIR   launcher + agentconn: accelerator probe,
- *                                  boot, `ready`, create_sandbox,
- *                                  destroy_sandbox → the guest powers off
  *   vmboot pod DATA_DIR KIT_DIR POD_JSON
- *                                  runtime + podctl + images: the pod runs to
- *                                  Succeeded/Failed, its logs are read back,
- *                                  then it is deleted (VM destroyed)
+ *       launcher (accelerator probe, qemu.conf, domain XML) + runtime
+ *       (agent channel, `ready`, create_sandbox) + podctl + images: the pod
+ *       runs to Succeeded/Failed, its logs are read back, then it is
+ *       deleted (destroy_sandbox: the guest powers off, the domain is gone)
  *
- * Built by test_vm.py against build/libcocod.a. */
+ * One boot covers what used to take two (a bare launcher boot and a pod):
+ * the test reads the rest from the daemon log on stderr, the console and
+ * libvirt's domain log.  Built by test_vm.py against build/libcocod.a. */
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +22,6 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "agentconn.h"
 #include "images.h"
 #include "kit.h"
 #include "launcher.h"
@@ -35,8 +34,8 @@
 static uv_loop_t loop;
 static uint64_t t0;
 static int step; /* progress flags */
-static int stopped;
-static char stop_reason[64];
+static launcher *pod_l;
+static const char *pod_uid;
 
 static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
@@ -75,14 +74,6 @@ static void on_done(void *arg, const struct err *e)
 	step++;
 }
 
-static void on_event(void *ud, const char *uid, enum launcher_event ev, const char *reason)
-{
-	if (ev == LAUNCHER_STOPPED) {
-		stopped = 1;
-		snprintf(stop_reason, sizeof stop_reason, "%s", reason);
-	}
-}
-
 static launcher *start_launcher(const char *data, const struct kit *k)
 {
 	struct launcher_opts lo = {.data_dir = data, .accel = getenv("VMBOOT_ACCEL"),
@@ -91,7 +82,6 @@ static launcher *start_launcher(const char *data, const struct kit *k)
 	launcher *l;
 	if (launcher_new(&loop, &lo, &l, &e))
 		die("launcher_new", e.msg);
-	launcher_on_event(l, on_event, NULL);
 	int s = step;
 	launcher_start(l, on_done, "launcher_start");
 	int target = s + 1;
@@ -102,78 +92,6 @@ static launcher *start_launcher(const char *data, const struct kit *k)
 		die("launcher_start", "timed out");
 	out("\"event\": \"started\", \"accel\": \"%s\"", launcher_accel(l));
 	return l;
-}
-
-/* ---- boot mode ---- */
-
-static int ready, replied, reply_failed;
-static void h_ready(void *ud, const char *version, const char *kernel, int64_t boot_ms)
-{
-	ready = 1;
-	out("\"event\": \"ready\", \"kernel\": \"%s\", \"boot_ms\": %lld", kernel, (long long)boot_ms);
-}
-static void h_closed(void *ud, const char *reason)
-{
-	out("\"event\": \"channel_closed\", \"reason\": %s",
-	    json_dumps(json_string(reason), JSON_ENCODE_ANY));
-}
-static void on_reply(void *arg, const json_t *body, const struct err *e)
-{
-	replied = 1;
-	reply_failed = e != NULL;
-	out("\"event\": \"reply\", \"to\": \"%s\", \"ok\": %s", (const char *)arg, e ? "false" : "true");
-}
-
-static int boot(const char *data, const struct kit *k)
-{
-	launcher *l = start_launcher(data, k);
-	char uid[64];
-	snprintf(uid, sizeof uid, "it-%d", (int)getpid());
-	cleanup_free char *dir = xasprintf("%s/pods/%s", data, uid);
-	cleanup_free char *console = xasprintf("%s/console.log", dir);
-	cleanup_free char *sock = xasprintf("%s/agent.sock", dir);
-	struct err e = {0};
-	if (mkdir_p(dir, 0700, &e))
-		die("mkdir", e.msg);
-	struct launcher_vm vm = {.uid = uid, .kernel = k->kernel_path, .initrd = k->initramfs_path,
-				 .cmdline = k->cmdline, .console_path = console, .agent_socket = sock,
-				 .kvm = strcmp(launcher_accel(l), "kvm") == 0};
-	launcher_vm_size(0, 0, LAUNCHER_MEMORY_DEFAULT, LAUNCHER_OVERHEAD_DEFAULT, 2, &vm.mem_bytes,
-			 &vm.vcpus);
-	struct buf xml;
-	buf_init(&xml);
-	if (launcher_build_xml("sim", &vm, &xml, &e))
-		die("xml", e.msg);
-	int s = step;
-	launcher_create(l, uid, xml.data, on_done, "create");
-	buf_fini(&xml);
-	while (step == s)
-		uv_run(&loop, UV_RUN_ONCE);
-	out("\"event\": \"created\", \"exists\": %d", launcher_exists(l, uid));
-	struct agentconn_handlers h = {.ready = h_ready, .closed = h_closed};
-	agentconn *ac;
-	if (agentconn_connect(&loop, sock, NULL, &h, &ac, &e))
-		die("connect", e.msg);
-	wait_for(&ready, 90, "ready");
-	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:n, s:[]}", "uid", uid, "name", "it",
-				 "namespace", "default", "hostname", "it", "init_data", "volumes");
-	if (agentconn_request(ac, "create_sandbox", body, 30000, on_reply, "create_sandbox", &e))
-		die("create_sandbox", e.msg);
-	json_decref(body);
-	wait_for(&replied, 30, "create_sandbox reply");
-	replied = 0;
-	if (agentconn_request(ac, "destroy_sandbox", NULL, 30000, on_reply, "destroy_sandbox", &e))
-		die("destroy_sandbox", e.msg);
-	wait_for(&stopped, 30, "power-off");
-	out("\"event\": \"stopped\", \"reason\": \"%s\", \"exists\": %d", stop_reason,
-	    launcher_exists(l, uid));
-	agentconn_close(ac);
-	s = step;
-	launcher_destroy(l, uid, on_done, "destroy"); /* gone already: succeeds */
-	while (step == s)
-		uv_run(&loop, UV_RUN_ONCE);
-	launcher_close(l, NULL, NULL);
-	return 0;
 }
 
 /* ---- pod mode ---- */
@@ -197,6 +115,9 @@ static void sink_event(void *ud, const char *uid, const char *type, const char *
 	    s);
 	free(s);
 	json_decref(m);
+	/* the container runs in the guest: its domain must exist */
+	if (strcmp(reason, "Started") == 0)
+		out("\"event\": \"domain\", \"exists\": %d", launcher_exists(pod_l, pod_uid));
 }
 static void sink_bound(void *ud, const char *uid, const char *node) {}
 static void sink_removed(void *ud, const char *uid) { removed = 1; }
@@ -246,6 +167,8 @@ static int pod(const char *data, const struct kit *k, const char *pod_path)
 	if (!p)
 		die("pod", "cannot read the pod JSON");
 	launcher *l = start_launcher(data, k);
+	pod_l = l;
+	pod_uid = json_string_value(json_object_get(json_object_get(p, "metadata"), "uid"));
 	store *st;
 	images *im;
 	cleanup_free char *db = xasprintf("%s/cocod.db", data);
@@ -267,7 +190,7 @@ static int pod(const char *data, const struct kit *k, const char *pod_path)
 	if (podctl_add(ctl, p, &req, &e))
 		die("podctl_add", e.msg);
 	run_ctl(ctl, terminal, 120, "terminal phase");
-	const char *uid = json_string_value(json_object_get(json_object_get(p, "metadata"), "uid"));
+	const char *uid = pod_uid;
 	const char *ctr = json_string_value(
 		json_object_get(json_array_get(json_object_get(json_object_get(p, "spec"), "containers"), 0),
 				"name"));
@@ -298,9 +221,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(LOG_DEBUG);
 	t0 = now_ns();
-	if (argc < 4 || (strcmp(argv[1], "boot") && strcmp(argv[1], "pod")) ||
-	    (strcmp(argv[1], "pod") == 0 && argc < 5)) {
-		fprintf(stderr, "usage: vmboot boot DATA_DIR KIT_DIR | pod DATA_DIR KIT_DIR POD_JSON\n");
+	if (argc < 5 || strcmp(argv[1], "pod")) {
+		fprintf(stderr, "usage: vmboot pod DATA_DIR KIT_DIR POD_JSON\n");
 		return 2;
 	}
 	struct kit k;
@@ -308,7 +230,7 @@ int main(int argc, char **argv)
 	if (kit_load(argv[3], &k, &e))
 		die("kit", e.msg);
 	uv_loop_init(&loop);
-	int rc = strcmp(argv[1], "boot") == 0 ? boot(argv[2], &k) : pod(argv[2], &k, argv[4]);
+	int rc = pod(argv[2], &k, argv[4]);
 	kit_fini(&k);
 	/* VMs are gone; libvirt's thread and the loop die with the process */
 	return rc;
