@@ -38,6 +38,9 @@ class Daemon:
         # boot real guests.
         if not vm:
             config = 'pod_runtime = "none"\n' + (config or "")
+        elif "vm_pool" not in (config or ""):
+            # no warm pool either unless a test asks (each would be a boot)
+            config = "vm_pool = 0\n" + (config or "")
         self.config_path = None
         if config is not None:
             self.config_path = os.path.join(self.data_dir, "test.toml")

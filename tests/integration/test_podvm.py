@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 import unittest
@@ -281,13 +282,20 @@ class PodsInVms(unittest.TestCase):
         self.assertEqual(status, 200)
 
 
+# A pod without limits gets pod_default_memory: 192Mi is what "survivor"
+# below asks for in all (128Mi + 64Mi), so the pool's first VM fits it.
+POOL_CONFIG = 'vm_pool = 1\npod_default_memory = "192MiB"\n'
+
+
 @unittest.skipUnless(os.path.exists(KIT), "no guest kit: run `make kit`")
+
 class VmLifecycle(unittest.TestCase):
-    """A daemon that dies under a running pod, then deleting that pod (one VM:
-a guest that dies is PodsInVms.test_4)."""
+    """The warm pool, a daemon that dies under a running pod, then deleting
+that pod (two VMs: the pod takes the pool's VM, the pool boots another; a
+guest that dies is PodsInVms.test_4)."""
 
     def setUp(self):
-        self.d = Daemon(vm=True).start(timeout=60)
+        self.d = Daemon(vm=True, config=POOL_CONFIG).start(timeout=60)
 
     def tearDown(self):
         self.d.cleanup()
@@ -310,11 +318,23 @@ a guest that dies is PodsInVms.test_4)."""
     def running(self, status, obj):
         return status == 200 and obj["status"].get("phase") == "Running"
 
-    def qemu_pids(self, uid):
+    def qemu_pids(self, dom):
         out = os.popen("ps -eo pid,args").read().splitlines()
-        return [int(l.split()[0]) for l in out if "qemu-system" in l and uid in l]
+        return [int(l.split()[0]) for l in out if "qemu-system" in l and f"cocod-{dom}," in l]
+
+    def pool_ready(self, d, timeout=180):
+        """The pool VM ids whose agent said ready (after waiting for one)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            ids = re.findall(r"agent ready pool_vm=(pool-[0-9a-f]+)", d.stderr())
+            if ids:
+                return ids
+            time.sleep(0.2)
+        self.fail("no pool VM became ready:\n" + d.stderr()[-3000:])
 
     def test_kill_9_of_cocod_adopts_the_running_vm_then_delete_stops_it(self):
+        # the pool boots a VM before any pod exists
+        first = self.pool_ready(self.d)[0]
         # "quitter" exits while no daemon listens: the restarted daemon
         # still learns its exit code and its last output; "main" keeps
         # printing, and its log keeps growing after the adoption
@@ -329,12 +349,26 @@ a guest that dies is PodsInVms.test_4)."""
             return status == 200 and len(cs) == 2 and all("running" in c["state"] for c in cs)
         obj = self.wait(self.d, "survivor", both_running)
         uid = obj["metadata"]["uid"]
-        pids = self.qemu_pids(uid)
+        # it ran in the pool's VM: no VM of its own, the pool's moved to it
+        self.assertIn(f"pod VM from the warm pool uid={uid} pool_vm={first} ", self.d.stderr())
+        self.assertFalse(self.qemu_pids(uid))
+        with open(os.path.join(self.d.data_dir, "pods", uid, "domain")) as f:
+            self.assertEqual(f.read(), first)
+        self.assertFalse(os.path.exists(os.path.join(self.d.data_dir, "pool", first)))
+        pids = self.qemu_pids(first)
         self.assertEqual(len(pids), 1)
+        # the pool refills: a second VM, ready before the crash
+        deadline = time.time() + 180
+        while time.time() < deadline and len(self.pool_ready(self.d)) < 2:
+            time.sleep(0.5)
+        second = self.pool_ready(self.d)[1]
+        self.assertEqual(len(self.qemu_pids(second)), 1)
         self.d.proc.kill()
         self.d.proc.wait()
         self.d.log.close()
         time.sleep(14)  # the quitter exits now, with no daemon listening
+        # the next daemon (no pool) adopts the pod's VM through pods/<uid>/domain
+        # and destroys the pool VM that nobody took
         d2 = Daemon(data_dir=self.d.data_dir, vm=True).start(timeout=60)
         try:
             obj = self.wait(d2, "survivor", self.running, timeout=60)
@@ -342,7 +376,12 @@ a guest that dies is PodsInVms.test_4)."""
             time.sleep(3)
             obj = d2.json("GET", f"{PODS}/survivor")[1]
             self.assertEqual(obj["status"]["phase"], "Running")
-            self.assertEqual(self.qemu_pids(uid), pids, "the VM was not adopted as it was")
+            self.assertEqual(self.qemu_pids(first), pids, "the VM was not adopted as it was")
+            deadline = time.time() + 30
+            while self.qemu_pids(second) and time.time() < deadline:
+                time.sleep(0.5)
+            self.assertFalse(self.qemu_pids(second), "an orphan pool VM outlived the crash")
+            self.assertFalse(os.path.exists(os.path.join(self.d.data_dir, "pool", second)))
             status, _, out = d2.request("GET", f"{PODS}/survivor/log?container=main")
             self.assertIn(b"before", out)
             self.assertGreater(out.count(b"tick"), ticks, "the log stopped at the adoption")
@@ -358,9 +397,9 @@ a guest that dies is PodsInVms.test_4)."""
             self.assertEqual(status, 200)
             self.wait(d2, "survivor", lambda s, o: s == 404, timeout=60)
             deadline = time.time() + 30
-            while self.qemu_pids(uid) and time.time() < deadline:
+            while self.qemu_pids(first) and time.time() < deadline:
                 time.sleep(0.5)
-            self.assertFalse(self.qemu_pids(uid), "the pod's VM outlived the pod")
+            self.assertFalse(self.qemu_pids(first), "the pod's VM outlived the pod")
         finally:
             d2.request("DELETE", f"{PODS}/survivor?gracePeriodSeconds=0")
             d2.stop()
