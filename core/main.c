@@ -280,6 +280,10 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* The guest kit's /init is a link to cocod: the kernel starts the
+	 * agent directly, without a shell in between. */
+	if (argc >= 1 && strcmp(argv[0], "/init") == 0)
+		return agent_main(argc, argv);
 	launcher_prepare_process(); /* before any libuv loop exists (launcher.h) */
 	if (argc < 2) {
 		cmd_help(1, argv);

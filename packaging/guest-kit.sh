@@ -95,8 +95,7 @@ for m in $MODULES; do
 	[ -n "$f" ] || { echo "guest-kit: module $m not found in $kver" >&2; exit 1; }
 	install -m 0644 "$f" "$root/lib/modules/$m.ko"
 done
-printf '#!/bin/sh\nexec /bin/cocod agent\n' >"$root/init"
-chmod 0755 "$root/init"
+ln -s bin/cocod "$root/init" # cocod run as /init is the agent
 printf 'root:x:0:0:root:/:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 chmod 0644 "$root/etc/passwd" "$root/etc/group"

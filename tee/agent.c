@@ -589,7 +589,7 @@ int agent_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--port") && i + 1 < argc)
 			port_path = argv[++i];
-		else {
+		else if (getpid() != 1) { /* as PID 1, the kernel's leftover words are no error */
 			fprintf(stderr, "usage: cocod agent [--port DEVICE]\n");
 			return 2;
 		}
