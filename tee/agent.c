@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "frame.h"
@@ -159,17 +160,40 @@ static int write_init_data(const json_t *init, char digest[INITDATA_DIGEST_STR],
 	return 0;
 }
 
+/* The guest's clock starts from the emulated RTC, whole seconds: up to a
+ * second off the host's, and containers' start and finish times, which
+ * the host shows beside its own, with it.  The host's time in
+ * create_sandbox sets it (only as PID 1, in a VM; the host is trusted for
+ * time no more than the RTC it emulates). */
+static void set_clock(json_int_t time_ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(time_ns / 1000000000),
+	                      .tv_nsec = (long)(time_ns % 1000000000)};
+	if (time_ns <= 0 || getpid() != 1)
+		return;
+	struct timespec was;
+	clock_gettime(CLOCK_REALTIME, &was);
+	int64_t off = time_ns - ((int64_t)was.tv_sec * 1000000000 + was.tv_nsec);
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		log_warn("agent", "setting the clock: %s", strerror(errno));
+	else
+		log_info("agent", "clock set from the host, was off by %lld ms", (long long)(off / 1000000));
+}
+
 static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struct err *e)
 {
 	const char *uid, *name, *ns, *host = NULL, *net = "none";
 	json_t *init = NULL, *vols = NULL, *v;
+	json_int_t time_ns = 0;
 	json_error_t je;
 	size_t i;
 	char digest[INITDATA_DIGEST_STR];
-	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o, s?s}", "uid", &uid,
+	if (json_unpack_ex(body, &je, 0, "{s:s, s:s, s:s, s?s, s?o, s?o, s?s, s?I}", "uid", &uid,
 			   "name", &name, "namespace", &ns, "hostname", &host, "init_data", &init,
-			   "volumes", &vols, "network", &net))
+			   "volumes", &vols, "network", &net, "time_ns", &time_ns))
 		return err_set(e, ERR_INVALID, "create_sandbox: %s", je.text);
+	if (time_ns < 0)
+		return err_set(e, ERR_INVALID, "create_sandbox: time_ns must not be negative");
 	if (strcmp(net, "none") != 0 && strcmp(net, "user") != 0)
 		return err_set(e, ERR_INVALID, "create_sandbox: network must be \"none\" or \"user\"");
 	if (init && !json_is_null(init) && !json_is_string(init))
@@ -188,6 +212,7 @@ static int on_create_sandbox(struct agent *a, json_t *body, json_t *reply, struc
 	}
 	if (json_is_string(init) && write_init_data(init, digest, e) < 0)
 		return e->code;
+	set_clock(time_ns);
 	json_array_foreach(vols, i, v)
 	{
 		char *dir = xasprintf(RUN_DIR "/volumes/%s", json_string_value(json_object_get(v, "name")));

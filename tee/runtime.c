@@ -756,10 +756,13 @@ static json_t *sandbox_body(const struct rpod *p)
 	const char *host = json_string_value(json_object_get(spec, "hostname"));
 	/* UTF-8 without control characters, checked by initdata_decode */
 	json_t *init = p->init_toml ? json_stringn(p->init_toml, p->init_len) : json_null();
-	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "uid", p->uid, "name",
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:I}", "uid", p->uid, "name",
 	                 name ? name : "", "namespace", pod_namespace(p->pod), "hostname",
 	                 host ? host : (name ? name : ""), "init_data", init, "volumes", vols,
-	                 "network", p->rt->o.network ? "user" : "none");
+	                 "network", p->rt->o.network ? "user" : "none", "time_ns",
+	                 (json_int_t)now.tv_sec * 1000000000 + now.tv_nsec);
 }
 
 static void h_connected(void *ud)

@@ -38,6 +38,9 @@ INIT_TOML = ('version = "0.1.0"\r\nalgorithm = "sha384"\n[data]\n"aa.toml" = \'\
              '"policy.rego" = "package agent_policy # caf\u00e9"\n')
 
 
+CLOCK_AHEAD = 300  # s: the time test_02 gives the guest, against the host's
+
+
 def sha256(b):
     return "sha256:" + hashlib.sha256(b).hexdigest()
 
@@ -259,8 +262,10 @@ class GuestAgent(unittest.TestCase):
                                                    'algorithm = "md5"\n'))
         self.assertFalse(r["ok"])
         self.assertIn("init-data: algorithm md5 is not sha256, sha384 or sha512", r["error"])
-        # The agent hashes what it was sent and says so.
-        r = self.ok("create_sandbox", dict(sandbox, init_data=INIT_TOML))
+        # The agent hashes what it was sent and says so; the guest's clock
+        # is set from the host's time (here 300 s ahead: test_04 reads it).
+        r = self.ok("create_sandbox", dict(sandbox, init_data=INIT_TOML,
+                                           time_ns=time.time_ns() + CLOCK_AHEAD * 10**9))
         self.assertEqual(r["init_data_digest"],
                          "sha384:" + hashlib.sha384(INIT_TOML.encode()).hexdigest())
         t0 = time.time()
@@ -311,10 +316,14 @@ class GuestAgent(unittest.TestCase):
         self.assertIn("manifest: digest mismatch", r["error"])
 
     def test_04_echo_exit_0(self):
-        ex = self.run_container("echo", ["sh", "-c", "echo hello-from-guest; echo $FROM_IMAGE"])
+        ex = self.run_container("echo", ["sh", "-c", "echo hello-from-guest; echo $FROM_IMAGE; "
+                                                     "date +%s"])
         self.assertEqual(ex["exit_code"], 0)
         self.assertEqual(ex["reason"], "Completed")
-        self.assertEqual(self.ch.logs("echo"), b"hello-from-guest\nyes\n")
+        out = self.ch.logs("echo").split(b"\n")
+        self.assertEqual(out[:2], [b"hello-from-guest", b"yes"])
+        # the clock create_sandbox set (whole seconds: the RTC alone could be 1 s off)
+        self.assertAlmostEqual(int(out[2]), time.time() + CLOCK_AHEAD, delta=3)
 
     def test_05_exit_code_3(self):
         ex = self.run_container("three", ["sh", "-c", "echo bye >&2; exit 3"])
