@@ -1182,26 +1182,22 @@ static int pool_claim(runtime *rt, struct rpod *p, const char *uid, const json_t
 {
 	cleanup_free char *pods = xasprintf("%s/pods", rt->data_dir);
 	char *dir = xasprintf("%s/%s", pods, uid);
-	cleanup_free char *domf = xasprintf("%s/domain", dir);
-	cleanup_free char *pj = xasprintf("%s/pod.json", dir);
+	cleanup_free char *domf = xasprintf("%s/domain", p->dir);
+	cleanup_free char *pj = xasprintf("%s/pod.json", p->dir);
 	cleanup_free char *json = json_dumps(pod, JSON_COMPACT);
-	if (mkdir_p(pods, 0700, e) || (rename(p->dir, dir) != 0 &&
-	                               err_set(e, ERR_INTERNAL, "moving %s to %s: %s", p->dir, dir,
-	                                       strerror(errno)))) {
+	/* the files first, then one rename: a crash leaves the VM either in
+	 * the pool (destroyed at the next start) or wholly the pod's */
+	if (file_write_atomic(domf, p->dom, strlen(p->dom), 0600, e) ||
+	    file_write_atomic(pj, json, strlen(json), 0600, e) || mkdir_p(pods, 0700, e) ||
+	    (rename(p->dir, dir) != 0 &&
+	     err_set(e, ERR_INTERNAL, "moving %s to %s: %s", p->dir, dir, strerror(errno)))) {
+		log_warn("runtime", "pod %s on pool VM %s: %s (destroying it)", uid, p->dom, e->msg);
 		free(dir);
-		p->pool = 1;
 		pool_drop(p, e->msg);
 		return e->code;
 	}
 	free(p->dir);
 	p->dir = dir;
-	if (file_write_atomic(domf, p->dom, strlen(p->dom), 0600, e) ||
-	    file_write_atomic(pj, json, strlen(json), 0600, e)) {
-		log_warn("runtime", "pod %s on pool VM %s: %s (destroying it)", uid, p->dom, e->msg);
-		p->pool = 1;
-		pool_drop(p, e->msg);
-		return e->code;
-	}
 	free(p->uid);
 	p->uid = xstrdup(uid);
 	p->pool = 0;
@@ -1255,7 +1251,10 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		return err_set(e, ERR_CONFLICT, "a VM for pod %s is still being handled", uid);
 	if (!rt->kernel || !rt->initrd)
 		return err_set(e, ERR_UNAVAILABLE, "no guest kit: build it with `make kit`");
-	if (pool_can_serve(pod)) {
+	cleanup_free char *dir = xasprintf("%s/pods/%s", rt->data_dir, uid);
+	struct stat st;
+	/* a pod's first VM only: a later one keeps the earlier one's logs */
+	if (pool_can_serve(pod) && stat(dir, &st) != 0) {
 		struct vm_shape shape;
 		pod_shape(rt, pod, &shape);
 		pool_follow(rt, &shape);
