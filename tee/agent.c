@@ -561,10 +561,11 @@ static void stage2(int64_t *mods_at)
 }
 
 /* Finds /dev/vportNpM whose name is io.cocod.agent (device nodes appear
- * asynchronously: retries for up to 10 s). */
+ * asynchronously, a few ms after the module: retries every 2 ms for up to
+ * 10 s). */
 static int open_port(void)
 {
-	for (int tries = 0; tries < 1000; tries++, usleep(10000)) {
+	for (int tries = 0; tries < 5000; tries++, usleep(2000)) {
 		DIR *d = opendir("/sys/class/virtio-ports");
 		struct dirent *de;
 		while (d && (de = readdir(d))) {
