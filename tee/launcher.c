@@ -936,6 +936,8 @@ void launcher_free(launcher *l)
 			free(s->value);
 	}
 	strmap_fini(&l->running);
+	for (size_t i = 0; i < l->nfound; i++)
+		free(l->found[i]);
 	free(l->found);
 	for (size_t i = 0; i < l->nevents; i++) {
 		free(l->events[i].uid);

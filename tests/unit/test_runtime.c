@@ -6,11 +6,17 @@
  * guest): boot → create_sandbox → image streaming → container start → logs
  * → exit → Succeeded → teardown; a missing image; a hostile guest; init-data
  * (sent as text, its digest in the domain's metadata, the guest's digest
- * checked against the recorded one).
+ * checked against the recorded one); the warm pool (filled after
+ * runtime_restored, taken by a pod of its size, following the size of pods,
+ * never serving init-data, dropped and backed off when its agent stays
+ * silent, destroyed at close, its taken VM re-adopted after a crash).
  * Cases: log_lines_and_partials, log_rotation, logs_backlog_options,
  * logs_not_found, pod_life_on_mock, missing_image_is_errimagepull,
  * hostile_guest_fails_pod, init_data_reaches_the_guest,
- * init_data_digest_mismatch_fails_pod, init_data_unlike_its_record_is_not_booted. */
+ * init_data_digest_mismatch_fails_pod, init_data_unlike_its_record_is_not_booted,
+ * pool_serves_a_pod_of_its_shape, pool_follows_the_size_of_pods,
+ * init_data_pod_never_takes_the_pool, pool_vm_not_ready_is_dropped_then_backs_off,
+ * runtime_close_destroys_the_pool, pool_vm_of_a_pod_is_adopted_after_a_crash. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -240,6 +246,8 @@ struct fx {
 	json_t *status; /* last status */
 	char events[4096];
 	int64_t wake;
+	unsigned pool_size;
+	uint64_t boot_timeout_ms;
 	int ls, peer;
 	struct frame_reader rd;
 };
@@ -297,29 +305,24 @@ static void spin(struct fx *x, const int *flag, int ms)
 	}
 }
 
-static void fx_setup(struct fx *x, int with_images)
+/* Starts a daemon's pod side on x->dir: the launcher on the mock, the
+ * runtime and the pod controller (a second call after fx_stop is a
+ * restart). */
+static void fx_start(struct fx *x)
 {
 	struct err e = {0};
-	memset(x, 0, sizeof *x);
-	x->dir = mktmp();
-	x->peer = x->ls = -1;
-	uv_loop_init(&x->loop);
-	frame_reader_init(&x->rd);
 	struct launcher_opts lo = {.uri = "test:///default", .data_dir = x->dir, .accel = "tcg"};
+	x->started = 0;
 	assert_int_equal(launcher_new(&x->loop, &lo, &x->l, &e), 0);
 	assert_int_equal(launcher_start(x->l, on_started, x), 0);
 	spin(x, &x->started, 5000);
 	assert_true(x->started);
-	if (with_images) {
-		cleanup_free char *db = xasprintf("%s/cocod.db", x->dir);
-		assert_int_equal(store_open(db, &x->st, &e), 0);
-		assert_int_equal(images_open(x->st, x->dir, &x->im, &e), 0);
-	}
 	struct runtime_opts ro = {.data_dir = x->dir,
 	                          .kernel = "/kit/vmlinuz",
 	                          .initrd = "/kit/initramfs.img",
 	                          .destroy_grace_ms = 300,
-	                          .boot_timeout_ms = 5000};
+	                          .boot_timeout_ms = x->boot_timeout_ms,
+	                          .pool_size = x->pool_size};
 	assert_int_equal(runtime_new(&x->loop, x->l, x->im, &ro, &x->rt, &e), 0);
 	struct podctl_config cfg = {.node_name = "n1"};
 	struct sched_node node = {8000, 8ull << 30, 10, SCHED_TEE_SIM};
@@ -329,18 +332,60 @@ static void fx_setup(struct fx *x, int with_images)
 	runtime_attach(x->rt, x->ctl);
 }
 
+/* Stops what fx_start started.  `crash`: as a killed daemon leaves things
+ * (the launcher is gone before the runtime could destroy anything), so
+ * every domain keeps running. */
+static void fx_stop(struct fx *x, int crash)
+{
+	if (!x->rt)
+		return;
+	podctl_free(x->ctl);
+	x->ctl = NULL;
+	if (crash)
+		launcher_close(x->l, NULL, NULL);
+	runtime_close(x->rt, NULL, NULL);
+	if (!crash)
+		launcher_close(x->l, NULL, NULL);
+	spin(x, NULL, 100);
+	runtime_free(x->rt);
+	launcher_free(x->l);
+	x->rt = NULL;
+	x->l = NULL;
+}
+
+/* A temporary data dir and a daemon with `pool_size` warm VMs whose agents
+ * must be ready within `boot_timeout_ms`. */
+static void fx_setup_with(struct fx *x, int with_images, unsigned pool_size,
+                          uint64_t boot_timeout_ms)
+{
+	struct err e = {0};
+	memset(x, 0, sizeof *x);
+	x->dir = mktmp();
+	x->peer = x->ls = -1;
+	x->pool_size = pool_size;
+	x->boot_timeout_ms = boot_timeout_ms;
+	uv_loop_init(&x->loop);
+	frame_reader_init(&x->rd);
+	if (with_images) {
+		cleanup_free char *db = xasprintf("%s/cocod.db", x->dir);
+		assert_int_equal(store_open(db, &x->st, &e), 0);
+		assert_int_equal(images_open(x->st, x->dir, &x->im, &e), 0);
+	}
+	fx_start(x);
+}
+
+static void fx_setup(struct fx *x, int with_images)
+{
+	fx_setup_with(x, with_images, 0, 5000);
+}
+
 static void fx_teardown(struct fx *x)
 {
 	if (x->peer >= 0)
 		close(x->peer);
 	if (x->ls >= 0)
 		close(x->ls);
-	podctl_free(x->ctl);
-	runtime_close(x->rt, NULL, NULL);
-	launcher_close(x->l, NULL, NULL);
-	spin(x, NULL, 100);
-	runtime_free(x->rt);
-	launcher_free(x->l);
+	fx_stop(x, 0);
 	images_close(x->im);
 	store_close(x->st);
 	assert_int_equal(uv_loop_close(&x->loop), 0);
@@ -367,17 +412,9 @@ static void submit(struct fx *x, json_t *pod)
 	json_decref(pod);
 }
 
-/* Submits `pod` and plays its guest: accepts the agent connection. */
-static void add_pod_json(struct fx *x, const char *uid, json_t *pod)
+/* The host's next agent connection on x->ls, into x->peer. */
+static void guest_accept(struct fx *x)
 {
-	submit(x, pod);
-	/* the guest: listen where libvirt would bind the channel */
-	cleanup_free char *path = xasprintf("%s/pods/%s/agent.sock", x->dir, uid);
-	x->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-	assert_int_equal(bind(x->ls, (struct sockaddr *)&a, sizeof a), 0);
-	assert_int_equal(listen(x->ls, 1), 0);
 	for (int i = 0; i < 5000 && x->peer < 0; i++) {
 		spin(x, NULL, 1);
 		struct pollfd p = {x->ls, POLLIN, 0};
@@ -385,6 +422,28 @@ static void add_pod_json(struct fx *x, const char *uid, json_t *pod)
 			x->peer = accept(x->ls, NULL, NULL);
 	}
 	assert_true(x->peer >= 0);
+}
+
+/* Plays a guest: listens on `path`, where libvirt would bind the VM's
+ * channel, and accepts the host's agent connection into x->ls/x->peer. */
+static void guest_listen(struct fx *x, const char *path)
+{
+	assert_int_equal(x->ls, -1);
+	assert_int_equal(x->peer, -1);
+	x->ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+	assert_int_equal(bind(x->ls, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(x->ls, 1), 0);
+	guest_accept(x);
+}
+
+/* Submits `pod` and plays its guest: accepts the agent connection. */
+static void add_pod_json(struct fx *x, const char *uid, json_t *pod)
+{
+	submit(x, pod);
+	cleanup_free char *path = xasprintf("%s/pods/%s/agent.sock", x->dir, uid);
+	guest_listen(x, path);
 }
 
 static void add_pod(struct fx *x, const char *uid, const char *image)
@@ -482,6 +541,40 @@ static size_t receive_layers(struct fx *x, const json_t *missing)
 	return total;
 }
 
+/* After create_sandbox: the guest takes the whole image (every layer
+ * missing), then creates and starts container "web"; the pod runs. */
+static void start_container(struct fx *x)
+{
+	struct frame_msg m;
+	/* the image: all layers missing */
+	agent_recv(x, &m, "image_begin");
+	assert_non_null(strstr(json_string_value(json_object_get(m.body, "manifest")), "layers"));
+	json_t *man = json_loads(json_string_value(json_object_get(m.body, "manifest")), 0, NULL);
+	json_t *missing = json_array();
+	size_t i;
+	json_t *ly;
+	json_array_foreach(json_object_get(man, "layers"), i, ly)
+	    json_array_append(missing, json_object_get(ly, "digest"));
+	json_decref(man);
+	assert_true(json_array_size(missing) >= 1);
+	reply_ok(x, &m, json_pack("{s:O}", "missing", missing));
+	frame_msg_fini(&m);
+	assert_true(receive_layers(x, missing) > 0);
+	json_decref(missing);
+	/* the container */
+	agent_recv(x, &m, "create_container");
+	assert_string_equal(json_string_value(json_object_get(m.body, "name")), "web");
+	assert_int_equal(strncmp(json_string_value(json_object_get(m.body, "image")), "sha256:", 7),
+	                 0);
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	agent_recv(x, &m, "start_container");
+	reply_ok(x, &m, json_pack("{s:i}", "pid", 7));
+	frame_msg_fini(&m);
+	agent_send(x, 0, "container_started", json_pack("{s:s, s:i}", "name", "web", "pid", 7));
+	wait_phase(x, "Running");
+}
+
 static void pod_life_on_mock(void **state)
 {
 	struct fx x;
@@ -495,33 +588,7 @@ static void pod_life_on_mock(void **state)
 	assert_true(json_is_null(json_object_get(m.body, "init_data"))); /* no annotation */
 	reply_ok(&x, &m, NULL);
 	frame_msg_fini(&m);
-	/* the image: all layers missing */
-	agent_recv(&x, &m, "image_begin");
-	assert_non_null(strstr(json_string_value(json_object_get(m.body, "manifest")), "layers"));
-	json_t *man = json_loads(json_string_value(json_object_get(m.body, "manifest")), 0, NULL);
-	json_t *missing = json_array();
-	size_t i;
-	json_t *ly;
-	json_array_foreach(json_object_get(man, "layers"), i, ly)
-	    json_array_append(missing, json_object_get(ly, "digest"));
-	json_decref(man);
-	assert_true(json_array_size(missing) >= 1);
-	reply_ok(&x, &m, json_pack("{s:O}", "missing", missing));
-	frame_msg_fini(&m);
-	assert_true(receive_layers(&x, missing) > 0);
-	json_decref(missing);
-	/* the container */
-	agent_recv(&x, &m, "create_container");
-	assert_string_equal(json_string_value(json_object_get(m.body, "name")), "web");
-	assert_int_equal(strncmp(json_string_value(json_object_get(m.body, "image")), "sha256:", 7),
-	                 0);
-	reply_ok(&x, &m, NULL);
-	frame_msg_fini(&m);
-	agent_recv(&x, &m, "start_container");
-	reply_ok(&x, &m, json_pack("{s:i}", "pid", 7));
-	frame_msg_fini(&m);
-	agent_send(&x, 0, "container_started", json_pack("{s:s, s:i}", "name", "web", "pid", 7));
-	wait_phase(&x, "Running");
+	start_container(&x);
 	/* follow the logs while the container runs */
 	struct rd r = {0};
 	struct err e = {0};
@@ -716,6 +783,419 @@ static void init_data_unlike_its_record_is_not_booted(void **state)
 	fx_teardown(&x);
 }
 
+/* ---- the warm pool ---- */
+
+#define POOL_PREFIX LAUNCHER_PREFIX "pool-"
+#define MIB         (1ull << 20)
+
+/* The test's own connection to the mock.  test:///default keeps its
+ * domains while any connection is open, so this one also keeps them across
+ * a daemon restart. */
+static virConnectPtr mock_open(void)
+{
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	return c;
+}
+
+/* How many running domains on the mock are named `prefix`*; the first
+ * `max` of their ids (the name without "cocod-") go to `ids`. */
+static int mock_doms(virConnectPtr c, const char *prefix, char ids[][40], int max)
+{
+	virDomainPtr *doms = NULL;
+	int n = virConnectListAllDomains(c, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE), k = 0;
+	assert_true(n >= 0);
+	for (int i = 0; i < n; i++) {
+		const char *name = virDomainGetName(doms[i]);
+		if (name && strncmp(name, prefix, strlen(prefix)) == 0) {
+			if (k < max)
+				snprintf(ids[k], 40, "%.39s", name + strlen(LAUNCHER_PREFIX));
+			k++;
+		}
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+	return k;
+}
+
+/* 1 when domain cocod-`id` runs on the mock. */
+static int mock_alive(virConnectPtr c, const char *id)
+{
+	cleanup_free char *name = xasprintf(LAUNCHER_PREFIX "%s", id);
+	virDomainPtr d = virDomainLookupByName(c, name);
+	int alive = d && virDomainIsActive(d) == 1;
+	if (d)
+		virDomainFree(d);
+	return alive;
+}
+
+/* Guest RAM of domain cocod-`id`, in bytes. */
+static uint64_t mock_memory(virConnectPtr c, const char *id)
+{
+	cleanup_free char *name = xasprintf(LAUNCHER_PREFIX "%s", id);
+	virDomainPtr d = virDomainLookupByName(c, name);
+	assert_non_null(d);
+	unsigned long kib = virDomainGetMaxMemory(d);
+	virDomainFree(d);
+	return (uint64_t)kib * 1024;
+}
+
+/* Runs the loop for up to `ms` until a pool domain other than `other`
+ * (NULL: any) runs; its id goes to `id`.  1 when one did. */
+static int wait_pool_vm(struct fx *x, virConnectPtr c, const char *other, int ms, char id[40])
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+	do {
+		char ids[8][40];
+		int n = mock_doms(c, POOL_PREFIX, ids, 8);
+		for (int i = 0; i < n && i < 8; i++)
+			if (!other || strcmp(ids[i], other) != 0) {
+				snprintf(id, 40, "%.39s", ids[i]);
+				spin(x, NULL, 20); /* its creation completes on the loop */
+				return 1;
+			}
+		spin(x, NULL, 5);
+	} while (now_ns() < end);
+	return 0;
+}
+
+/* Runs the loop for up to `ms` until domain cocod-`id` is gone; 1 if it is. */
+static int wait_gone(struct fx *x, virConnectPtr c, const char *id, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+	while (mock_alive(c, id) && now_ns() < end)
+		spin(x, NULL, 5);
+	return !mock_alive(c, id);
+}
+
+/* Runs the loop for up to `ms` until the host closes the guest end `fd`
+ * (EOF); 1 if it did.  Other input is discarded. */
+static int wait_eof(struct fx *x, int fd, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+	while (now_ns() < end) {
+		struct pollfd p = {fd, POLLIN, 0};
+		char buf[4096];
+		if (poll(&p, 1, 0) == 1 && read(fd, buf, sizeof buf) <= 0)
+			return 1;
+		spin(x, NULL, 2);
+	}
+	return 0;
+}
+
+static int exists(const char *dir, const char *sub)
+{
+	cleanup_free char *path = xasprintf("%s/%s", dir, sub);
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/* Plays pool VM `id`'s guest up to its agent's `ready`, which the host
+ * has then seen. */
+static void pool_guest_ready(struct fx *x, const char *id)
+{
+	cleanup_free char *path = xasprintf("%s/pool/%s/agent.sock", x->dir, id);
+	guest_listen(x, path);
+	agent_send(x, 0, "ready", json_pack("{s:s}", "version", "test"));
+	spin(x, NULL, 100);
+}
+
+/* The guest end of a connection, moved out of the fixture so that the
+ * next guest can use x->ls/x->peer. */
+struct guest_end {
+	int ls, peer;
+};
+
+static struct guest_end guest_stash(struct fx *x)
+{
+	struct guest_end g = {x->ls, x->peer};
+	x->ls = x->peer = -1;
+	frame_reader_fini(&x->rd);
+	frame_reader_init(&x->rd);
+	return g;
+}
+
+static void guest_end_close(struct guest_end *g)
+{
+	if (g->peer >= 0)
+		close(g->peer);
+	if (g->ls >= 0)
+		close(g->ls);
+}
+
+/* The container exits 0: the pod succeeds and the host asks the guest to
+ * tear down (destroy_sandbox, answered). */
+static void finish_container(struct fx *x)
+{
+	struct frame_msg m;
+	agent_send(
+	    x, 0, "container_exited",
+	    json_pack("{s:s, s:i, s:s}", "name", "web", "exit_code", 0, "reason", "Completed"));
+	wait_phase(x, "Succeeded");
+	agent_recv(x, &m, "destroy_sandbox");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+}
+
+/* Pool cases run under pool_setup/pool_teardown, so that a failed one
+ * still stops its daemon and destroys its domains (they would confuse the
+ * cases after it). */
+struct pool_case {
+	struct fx x;
+	virConnectPtr c;
+};
+
+static int pool_setup(void **state)
+{
+	*state = xcalloc(1, sizeof(struct pool_case));
+	return 0;
+}
+
+static int pool_teardown(void **state)
+{
+	struct pool_case *pc = *state;
+	if (pc->x.dir)
+		fx_teardown(&pc->x);
+	if (pc->c)
+		virConnectClose(pc->c);
+	free(pc);
+	return 0;
+}
+
+static struct fx *pool_fx(void **state)
+{
+	return &((struct pool_case *)*state)->x;
+}
+
+static virConnectPtr pool_mock(void **state)
+{
+	struct pool_case *pc = *state;
+	pc->c = mock_open();
+	return pc->c;
+}
+
+static void pool_serves_a_pod_of_its_shape(void **state)
+{
+	struct fx *x = pool_fx(state);
+	struct frame_msg m;
+	char id[40], ids[4][40], next[40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 1, 1, 5000);
+	/* nothing boots before the previous daemon's leftovers are dealt with */
+	spin(x, NULL, 500);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 0);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, id));
+	cleanup_free char *pool_dir = xasprintf("pool/%s", id);
+	assert_true(exists(x->dir, pool_dir));
+	assert_int_equal(mock_memory(c, id), LAUNCHER_MEMORY_DEFAULT + LAUNCHER_OVERHEAD_DEFAULT);
+	pool_guest_ready(x, id);
+	/* a pod without limits takes it: create_sandbox on the same channel */
+	uint64_t taken = now_ns();
+	submit(x, new_pod("u-warm", "busybox"));
+	agent_recv(x, &m, "create_sandbox");
+	assert_string_equal(json_string_value(json_object_get(m.body, "uid")), "u-warm");
+	/* no VM of its own: the pool VM is its only domain */
+	assert_int_equal(mock_doms(c, LAUNCHER_PREFIX, ids, 4), 1);
+	assert_string_equal(ids[0], id);
+	assert_false(launcher_exists(x->l, "u-warm"));
+	/* its files moved to the pod, where `domain` names the VM */
+	assert_false(exists(x->dir, pool_dir));
+	assert_true(exists(x->dir, "pods/u-warm/agent.sock"));
+	assert_true(exists(x->dir, "pods/u-warm/console.log"));
+	cleanup_free char *domf = xasprintf("%s/pods/u-warm/domain", x->dir);
+	char *dom;
+	size_t len;
+	struct err e = {0};
+	assert_int_equal(file_read(domf, 64, &dom, &len, &e), 0);
+	assert_string_equal(dom, id);
+	free(dom);
+	/* the refill waits a second after the take */
+	uint64_t since_ms = (now_ns() - taken) / 1000000;
+	if (since_ms < 700)
+		spin(x, NULL, 700 - (int)since_ms);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 1);
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	start_container(x);
+	assert_true(wait_pool_vm(x, c, id, 3000, next));
+	assert_int_equal(mock_memory(c, next), LAUNCHER_MEMORY_DEFAULT + LAUNCHER_OVERHEAD_DEFAULT);
+	/* the pod ends: its VM, the pool's domain, is destroyed */
+	finish_container(x);
+	assert_true(wait_gone(x, c, id, 3000));
+	assert_true(mock_alive(c, next));
+}
+
+static void pool_follows_the_size_of_pods(void **state)
+{
+	struct fx *x = pool_fx(state);
+	struct frame_msg m;
+	char id[40], ids[4][40], next[40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 0, 1, 5000);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, id));
+	pool_guest_ready(x, id);
+	struct guest_end warm = guest_stash(x);
+	/* a pod that needs more memory boots its own VM */
+	json_t *pod = new_pod("u-big", "busybox");
+	json_object_set_new(
+	    json_array_get(json_object_get(json_object_get(pod, "spec"), "containers"), 0),
+	    "resources", json_pack("{s:{s:s}}", "limits", "memory", "512Mi"));
+	add_pod_json(x, "u-big", pod);
+	assert_true(mock_alive(c, "u-big"));
+	assert_int_equal(mock_memory(c, "u-big"), 512 * MIB + LAUNCHER_OVERHEAD_DEFAULT);
+	assert_false(exists(x->dir, "pods/u-big/domain"));
+	agent_send(x, 0, "ready", json_object());
+	agent_recv(x, &m, "create_sandbox");
+	assert_string_equal(json_string_value(json_object_get(m.body, "uid")), "u-big");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	/* the idle pool VM, now of the wrong size, is dropped */
+	assert_true(wait_eof(x, warm.peer, 3000));
+	assert_true(wait_gone(x, c, id, 3000));
+	/* and the refill is of the new size */
+	assert_true(wait_pool_vm(x, c, id, 3000, next));
+	assert_int_equal(mock_memory(c, next), 512 * MIB + LAUNCHER_OVERHEAD_DEFAULT);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 1);
+	guest_end_close(&warm);
+}
+
+static void init_data_pod_never_takes_the_pool(void **state)
+{
+	struct fx *x = pool_fx(state);
+	struct frame_msg m;
+	char id[40], digest[INITDATA_DIGEST_STR];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 0, 1, 5000);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, id));
+	pool_guest_ready(x, id);
+	struct guest_end warm = guest_stash(x);
+	/* the pod's size is the pool's (no limits), its init-data is not */
+	add_pod_json(x, "u-initp", init_pod("u-initp", NULL, digest));
+	assert_true(mock_alive(c, "u-initp"));
+	assert_false(exists(x->dir, "pods/u-initp/domain"));
+	agent_send(x, 0, "ready", json_object());
+	agent_recv(x, &m, "create_sandbox");
+	assert_string_equal(json_string_value(json_object_get(m.body, "init_data")), INIT_TOML);
+	reply_ok(x, &m, json_pack("{s:s}", "init_data_digest", digest));
+	frame_msg_fini(&m);
+	/* the pool VM stays, idle: nothing was sent to it */
+	spin(x, NULL, 300);
+	struct pollfd p = {warm.peer, POLLIN, 0};
+	assert_int_equal(poll(&p, 1, 0), 0);
+	assert_true(mock_alive(c, id));
+	cleanup_free char *pool_dir = xasprintf("pool/%s", id);
+	assert_true(exists(x->dir, pool_dir));
+	guest_end_close(&warm);
+}
+
+static void pool_vm_not_ready_is_dropped_then_backs_off(void **state)
+{
+	struct fx *x = pool_fx(state);
+	char id[40], next[40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 0, 1, 300);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, id));
+	/* the channel connects, the agent never says ready */
+	cleanup_free char *path = xasprintf("%s/pool/%s/agent.sock", x->dir, id);
+	guest_listen(x, path);
+	assert_true(wait_eof(x, x->peer, 3000));
+	assert_true(wait_gone(x, c, id, 3000));
+	/* the next one waits (2 s) instead of booting at the next tick */
+	uint64_t t0 = now_ns();
+	assert_true(wait_pool_vm(x, c, id, 5000, next));
+	uint64_t waited_ms = (now_ns() - t0) / 1000000;
+	if (waited_ms < 1500)
+		fail_msg("the next pool VM booted %llu ms after the last one was dropped",
+		         (unsigned long long)waited_ms);
+}
+
+static void runtime_close_destroys_the_pool(void **state)
+{
+	struct fx *x = pool_fx(state);
+	char a[40], b[40], ids[4][40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 0, 2, 5000);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, a));
+	/* one at a time: the second waits for the first to come up */
+	spin(x, NULL, 600);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 1);
+	pool_guest_ready(x, a);
+	struct guest_end ga = guest_stash(x);
+	assert_true(wait_pool_vm(x, c, a, 3000, b));
+	pool_guest_ready(x, b);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 2);
+	fx_stop(x, 0);
+	assert_int_equal(mock_doms(c, POOL_PREFIX, ids, 4), 0);
+	guest_end_close(&ga);
+}
+
+/* Pod `uid` as the store keeps it: spec, node and the last status. */
+static json_t *stored_pod(struct fx *x, const char *uid)
+{
+	json_t *pod = new_pod(uid, "busybox");
+	json_object_set_new(json_object_get(pod, "spec"), "nodeName", json_string("n1"));
+	json_object_set_new(pod, "status", json_deep_copy(x->status));
+	return pod;
+}
+
+static void pool_vm_of_a_pod_is_adopted_after_a_crash(void **state)
+{
+	struct fx *x = pool_fx(state);
+	struct frame_msg m;
+	struct err e = {0};
+	char id[40], spare[40], next[40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 1, 1, 5000);
+	runtime_restored(x->rt);
+	assert_true(wait_pool_vm(x, c, NULL, 3000, id));
+	pool_guest_ready(x, id);
+	submit(x, new_pod("u-adopt", "busybox"));
+	agent_recv(x, &m, "create_sandbox");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	start_container(x);
+	assert_true(wait_pool_vm(x, c, id, 3000, spare)); /* the refill, never taken */
+	json_t *pod = stored_pod(x, "u-adopt");
+	/* kill -9: both domains keep running */
+	fx_stop(x, 1);
+	assert_true(mock_alive(c, id) && mock_alive(c, spare));
+	close(x->peer); /* the old daemon's end went with it */
+	x->peer = -1;
+	frame_reader_fini(&x->rd);
+	frame_reader_init(&x->rd);
+	json_decref(x->status);
+	x->status = NULL;
+	/* the next daemon finds the pod's VM through pods/u-adopt/domain */
+	fx_start(x);
+	struct podctl_req req = {
+	    .tee = "sim", .runtime_class = "cocod-sim", .qos_class = "BestEffort"};
+	assert_int_equal(podctl_restore(x->ctl, pod, &req, &e), 0);
+	json_decref(pod);
+	podctl_schedule(x->ctl);
+	const struct runtime_ops *ops = runtime_ops(x->rt);
+	assert_true(ops->sandbox_exists(ops->ud, "u-adopt"));
+	runtime_restored(x->rt);
+	/* the pod's VM is not an orphan; the untaken pool VM is */
+	assert_true(wait_gone(x, c, spare, 3000));
+	cleanup_free char *spare_dir = xasprintf("pool/%s", spare);
+	assert_false(exists(x->dir, spare_dir));
+	assert_true(mock_alive(c, id));
+	if (x->status && strcmp(phase(x), "Running") != 0) /* restored as it was */
+		fail_msg("phase %s after the restart; events:\n%s", phase(x), x->events);
+	/* the agent channel comes back on the pod's socket and the pod goes on */
+	guest_accept(x);
+	finish_container(x);
+	assert_true(wait_gone(x, c, id, 3000));
+	assert_true(wait_pool_vm(x, c, spare, 3000, next)); /* this daemon's pool */
+}
+
+#define POOL_CASE(f) cmocka_unit_test_setup_teardown(f, pool_setup, pool_teardown)
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -730,6 +1210,12 @@ int main(void)
 	    cmocka_unit_test(init_data_reaches_the_guest),
 	    cmocka_unit_test(init_data_digest_mismatch_fails_pod),
 	    cmocka_unit_test(init_data_unlike_its_record_is_not_booted),
+	    POOL_CASE(pool_serves_a_pod_of_its_shape),
+	    POOL_CASE(pool_follows_the_size_of_pods),
+	    POOL_CASE(init_data_pod_never_takes_the_pool),
+	    POOL_CASE(pool_vm_not_ready_is_dropped_then_backs_off),
+	    POOL_CASE(runtime_close_destroys_the_pool),
+	    POOL_CASE(pool_vm_of_a_pod_is_adopted_after_a_crash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
