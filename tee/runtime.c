@@ -1022,11 +1022,15 @@ static void pool_backoff(runtime *rt)
 	rt->pool_next_at = uv_now(rt->loop) + rt->pool_backoff_ms;
 }
 
+static void remove_dir(const char *dir);
+
 static void on_pool_destroyed(void *arg, const struct err *e)
 {
 	struct rpod *p = arg;
 	if (e)
 		log_warn("runtime", "destroying pool VM %s: %s", p->dom, e->msg);
+	else if (p->pool) /* still <data-dir>/pool/<id>: nobody's logs */
+		remove_dir(p->dir);
 	pool_free(p);
 }
 
@@ -1062,6 +1066,7 @@ static void on_pool_created(void *arg, const struct err *e)
 			pool_remove(rt, p);
 			pool_backoff(rt);
 		}
+		remove_dir(p->dir);
 		pool_free(p);
 		return;
 	}

@@ -1054,6 +1054,9 @@ static void pool_follows_the_size_of_pods(void **state)
 	/* the idle pool VM, now of the wrong size, is dropped */
 	assert_true(wait_eof(x, warm.peer, 3000));
 	assert_true(wait_gone(x, c, id, 3000));
+	spin(x, NULL, 100);
+	cleanup_free char *dropped = xasprintf("pool/%s", id);
+	assert_false(exists(x->dir, dropped)); /* nobody's files: removed with the VM */
 	/* and the refill is of the new size */
 	assert_true(wait_pool_vm(x, c, id, 3000, next));
 	assert_int_equal(mock_memory(c, next), 512 * MIB + LAUNCHER_OVERHEAD_DEFAULT);
