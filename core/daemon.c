@@ -114,6 +114,13 @@ static void on_render(metrics *m, void *arg)
 	struct daemon *d = arg;
 	metrics_gauge_set(m, "cocod_http_connections", "Open HTTP connections.", NULL,
 			  d->http ? http_server_connections(d->http) : 0);
+	if (d->runtime) {
+		unsigned ready, booting;
+		runtime_pool_counts(d->runtime, &ready, &booting);
+		metrics_gauge_set(m, "cocod_vm_pool_ready", "Warm pool VMs ready for a pod.", NULL,
+				  ready);
+		metrics_gauge_set(m, "cocod_vm_pool_booting", "Warm pool VMs booting.", NULL, booting);
+	}
 }
 
 static int start_http(struct daemon *d, struct err *e)
@@ -267,6 +274,7 @@ static int start_vms(struct daemon *d, struct err *e)
 		.overhead_memory = c->vm_overhead_memory_bytes,
 		.network = strcmp(c->pod_network, "user") == 0,
 		.pool_size = (unsigned)c->vm_pool,
+		.metrics = d->metrics,
 	};
 	return runtime_new(d->loop, d->launcher, d->images, &ro, &d->runtime, e);
 }

@@ -1015,6 +1015,19 @@ static void pool_remove(runtime *rt, struct rpod *p)
 		}
 }
 
+static void count(runtime *rt, const char *name, const char *help)
+{
+	if (rt->o.metrics)
+		metrics_counter_add(rt->o.metrics, name, help, NULL, 1);
+}
+
+void runtime_pool_counts(const runtime *rt, unsigned *ready, unsigned *booting)
+{
+	*ready = *booting = 0;
+	for (size_t i = 0; i < rt->npool; i++)
+		(*(rt->pool[i]->pool_ready ? ready : booting))++;
+}
+
 static void pool_backoff(runtime *rt)
 {
 	uint64_t b = rt->pool_backoff_ms ? rt->pool_backoff_ms * 2 : 2000;
@@ -1045,6 +1058,8 @@ static void pool_drop(struct rpod *p, const char *why)
 	if (!p->pool_ready) /* it never came up: do not boot the next one at once */
 		pool_backoff(rt);
 	log_info("runtime", "pool VM dropped pool_vm=%s reason=%s", p->dom, why);
+	count(rt, "cocod_vm_pool_dropped_total",
+	      "Warm pool VMs destroyed without serving a pod (wrong size, failed, stopped).");
 	p->st = P_GONE;
 	agentconn_close(p->ac);
 	p->ac = NULL;
@@ -1212,6 +1227,7 @@ static int pool_claim(runtime *rt, struct rpod *p, const char *uid, const json_t
 	rt->pool_next_at = uv_now(rt->loop) + POOL_REFILL_DELAY_MS;
 	log_info("runtime", "pod VM from the warm pool uid=%s pool_vm=%s ready=%d", uid, p->dom,
 	         p->pool_ready);
+	count(rt, "cocod_vm_pool_taken_total", "Pods that started on a VM from the warm pool.");
 	if (p->pool_ready)
 		send_sandbox(p);
 	return 0;
@@ -1287,6 +1303,7 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		return err_set(e, ERR_UNAVAILABLE, "the VM launcher is not running");
 	}
 	log_info("runtime", "creating pod VM uid=%s accel=%s", uid, launcher_accel(rt->l));
+	count(rt, "cocod_pod_vms_booted_total", "Pod VMs booted for their pod (not from the warm pool).");
 	return 0;
 }
 

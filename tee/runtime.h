@@ -17,6 +17,7 @@
 #include "err.h"
 #include "images.h"
 #include "launcher.h"
+#include "metrics.h"
 #include "podctl.h"
 
 typedef struct runtime runtime;
@@ -39,6 +40,7 @@ struct runtime_opts {
 	uint64_t log_max;          /* per container file; 0 = RUNTIME_LOG_MAX */
 	int network;               /* user-mode networking in the VMs */
 	unsigned pool_size;        /* warm VMs booted ahead of pods (runtime.c) */
+	metrics *metrics;          /* NULL: none kept */
 };
 
 /* A runtime on `l` (started by the caller: launcher_start must have
@@ -54,6 +56,9 @@ void runtime_attach(runtime *rt, podctl *ctl);
 /* After every stored pod was restored: destroys cocod-* domains that no
  * pod claimed, and forgets adoption records nobody used. */
 void runtime_restored(runtime *rt);
+
+/* Warm pool VMs ready for a pod, and booting (for /metrics). */
+void runtime_pool_counts(const runtime *rt, unsigned *ready, unsigned *booting);
 
 /* The pod object is gone for good (podsvc's `removed`): deletes
  * <data-dir>/pods/<uid>/ with its logs.  Its VM must be gone already. */

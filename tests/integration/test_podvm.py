@@ -363,6 +363,11 @@ guest that dies is PodsInVms.test_4)."""
             time.sleep(0.5)
         second = self.pool_ready(self.d)[1]
         self.assertEqual(len(self.qemu_pids(second)), 1)
+        metrics = self.d.request("GET", "/metrics")[2].decode()
+        for line in ("cocod_vm_pool_taken_total 1", "cocod_vm_pool_ready 1",
+                     "cocod_vm_pool_booting 0"):
+            self.assertIn(f"\n{line}\n", metrics)
+        self.assertNotIn("cocod_pod_vms_booted_total", metrics)  # no pod booted its own
         self.d.proc.kill()
         self.d.proc.wait()
         self.d.log.close()
