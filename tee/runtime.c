@@ -48,6 +48,8 @@
 #include "util.h"
 
 #define CHUNK_MAX         (512u * 1024)
+#define POOL_PREFETCH_IMAGES 8
+#define POOL_PREFETCH_MAX (64ull << 20) /* layer bytes of one image */
 #define TICK_MS           200
 #define CONSOLE_CHECK_MS  5000
 #define REQ_TIMEOUT_MS    30000
@@ -85,7 +87,8 @@ struct rpod {
 	json_t *pod;
 	enum pstate st;
 	int adopted, reported, destroying_domain;
-	int pool, pool_ready; /* an unclaimed warm VM; its agent said `ready` */
+	int pool, pool_ready, creating; /* an unclaimed warm VM; its agent said `ready`;
+	                                 * its domain is being created */
 	struct vm_shape shape;
 	unsigned busy;
 	agentconn *ac;
@@ -134,6 +137,8 @@ struct runtime {
 	struct vm_shape pool_shape; /* of the most recent pod that could use one */
 	uint64_t pool_next_at, pool_backoff_ms; /* uv_now ms */
 	int restored; /* runtime_restored ran: orphans are gone, the pool may fill */
+	char *prefetch[POOL_PREFETCH_IMAGES]; /* images of the most recent pod */
+	size_t nprefetch;
 	launcher *l;
 	images *im;
 	podctl *ctl;
@@ -151,6 +156,7 @@ struct runtime {
 };
 
 static void pod_fail(struct rpod *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pool_drop(struct rpod *p, const char *why);
 static void pod_destroy_domain(struct rpod *p);
 static void readers_end(runtime *rt, const char *uid, const char *ctr);
 static void readers_push(runtime *rt, const char *uid, const char *ctr, const char *lines,
@@ -599,8 +605,14 @@ static void pod_free(struct rpod *p)
 }
 
 /* The record leaves the map at GONE and is freed once nothing is in flight. */
+static void pool_release(struct rpod *p);
+
 static void pod_release(struct rpod *p)
 {
+	if (p->pool) { /* a dropped pool VM whose image prefetch was in flight */
+		pool_release(p);
+		return;
+	}
 	if (p->st != P_GONE || p->busy > 0)
 		return;
 	pod_free(p);
@@ -672,6 +684,10 @@ static void pod_fail(struct rpod *p, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
+	if (p->pool) {
+		pool_drop(p, reason);
+		return;
+	}
 	log_warn("runtime", "pod VM failed uid=%s: %s", p->uid, reason);
 	if (p->st == P_DESTROYING) /* failing while tearing down is just teardown */
 		snprintf(reason, sizeof reason, "destroyed");
@@ -687,6 +703,7 @@ static void pod_destroy_domain(struct rpod *p)
 
 static void run_jobs(struct rpod *p);
 static void pull_next(struct rpod *p);
+static struct pull *pull_queue(struct rpod *p, const char *container, const char *image);
 
 /* The guest's init-data digest (untrusted) against the one recorded at
  * admission; 0 when they agree (or neither side has init-data).  A guest
@@ -799,6 +816,9 @@ static void h_ready(void *ud, const char *version, const char *kernel, int64_t b
 	if (p->pool) {
 		p->pool_ready = 1;
 		p->rt->pool_backoff_ms = 0;
+		for (size_t i = 0; i < p->rt->nprefetch; i++) /* the last pod's images */
+			pull_queue(p, NULL, p->rt->prefetch[i]);
+		pull_next(p);
 		return;
 	}
 	if (p->st != P_BOOTING || p->adopted)
@@ -852,8 +872,6 @@ static void h_attestation(void *ud, const char *stage, const char *detail)
 	struct rpod *p = ud;
 	log_info("runtime", "attestation uid=%s stage=%s detail=%s", p->uid, stage, detail);
 }
-
-static void pool_drop(struct rpod *p, const char *why);
 
 static void h_closed(void *ud, const char *reason)
 {
@@ -979,7 +997,10 @@ static void on_domain_created(void *arg, const struct err *e)
  * boot for their pod), no init-data annotation, and the VM size the pod
  * would get (memory, vCPUs).  The pool follows the size of the most recent
  * pod that could have used it (the next pod probably looks like the last:
- * replicas); VMs of another size are dropped.  Refills wait a second after
+ * replicas); VMs of another size are dropped.  Once ready, a pool VM is
+ * given that pod's images (image_begin and the missing layers, as for a
+ * pod; the guest verifies them the same way), so that the next pod finds
+ * them there.  Refills wait a second after
  * a take (the taken VM's pod is starting: its guest needs the CPU), boot
  * one VM at a time, and back off (doubling, up to 5 min) after a VM that
  * did not come up.  The daemon destroys its pool VMs when it stops;
@@ -998,6 +1019,7 @@ static int pool_can_serve(const json_t *pod)
 static void pool_free(struct rpod *p)
 {
 	agentconn_close(p->ac);
+	pulls_free(p);
 	free(p->c);
 	json_decref(p->pod);
 	free(p->uid);
@@ -1063,9 +1085,16 @@ static void pool_drop(struct rpod *p, const char *why)
 	p->st = P_GONE;
 	agentconn_close(p->ac);
 	p->ac = NULL;
-	if (p->busy) /* being created: on_pool_created destroys it */
+	pool_release(p);
+}
+
+/* A dropped pool VM's domain is destroyed once nothing is in flight (the
+ * creation ends in on_pool_created, a prefetch file read in pool_release). */
+static void pool_release(struct rpod *p)
+{
+	if (p->st != P_GONE || p->busy > 0)
 		return;
-	if (launcher_destroy(rt->l, p->dom, on_pool_destroyed, p))
+	if (launcher_destroy(p->rt->l, p->dom, on_pool_destroyed, p))
 		pool_free(p);
 }
 
@@ -1075,6 +1104,7 @@ static void on_pool_created(void *arg, const struct err *e)
 	runtime *rt = p->rt;
 	struct err ce;
 	p->busy--;
+	p->creating = 0;
 	if (e) {
 		log_warn("runtime", "pool VM %s: %s", p->dom, e->msg);
 		if (p->st != P_GONE) {
@@ -1131,9 +1161,11 @@ static void pool_fill_one(runtime *rt)
 		return;
 	}
 	p->busy++;
+	p->creating = 1;
 	rt->pool[rt->npool++] = p;
 	if (launcher_create(rt->l, p->dom, xml.data, on_pool_created, p)) {
 		p->busy--;
+		p->creating = 0;
 		pool_remove(rt, p);
 		pool_free(p);
 		pool_backoff(rt);
@@ -1149,7 +1181,7 @@ static void pool_tick(runtime *rt, uint64_t now)
 	int booting = 0;
 	for (size_t i = 0; i < rt->npool; i++) {
 		struct rpod *p = rt->pool[i];
-		if (!p->pool_ready && !p->busy && p->boot_deadline && now >= p->boot_deadline) {
+		if (!p->pool_ready && !p->creating && p->boot_deadline && now >= p->boot_deadline) {
 			pool_drop(p, "its agent did not report ready in time");
 			return; /* the array changed */
 		}
@@ -1178,13 +1210,38 @@ static void pool_follow(runtime *rt, const struct vm_shape *shape)
 	rt->pool_next_at = uv_now(rt->loop) + POOL_REFILL_DELAY_MS;
 }
 
+/* Pool VMs get the images of the most recent pod that could have used
+ * one as soon as they are ready (the guest verifies them as always): the
+ * next pod probably runs the same.  Images of more than POOL_PREFETCH_MAX
+ * bytes are left to the pod. */
+static void pool_follow_images(runtime *rt, const json_t *pod)
+{
+	static const char *const lists[] = {"initContainers", "containers"};
+	const json_t *spec = json_object_get(pod, "spec");
+	for (size_t i = 0; i < rt->nprefetch; i++)
+		free(rt->prefetch[i]);
+	rt->nprefetch = 0;
+	for (size_t l = 0; l < 2; l++) {
+		size_t i;
+		const json_t *c;
+		json_array_foreach(json_object_get(spec, lists[l]), i, c) {
+			const char *img = json_string_value(json_object_get(c, "image"));
+			size_t k = 0;
+			while (img && k < rt->nprefetch && strcmp(rt->prefetch[k], img))
+				k++;
+			if (img && k == rt->nprefetch && rt->nprefetch < POOL_PREFETCH_IMAGES)
+				rt->prefetch[rt->nprefetch++] = xstrdup(img);
+		}
+	}
+}
+
 /* A booted pool VM for `pod`, taken out of the pool, or NULL. */
 static struct rpod *pool_take(runtime *rt, const struct vm_shape *shape)
 {
 	struct rpod *best = NULL;
 	for (size_t i = 0; i < rt->npool; i++) {
 		struct rpod *p = rt->pool[i];
-		if (p->busy || p->st != P_BOOTING || p->shape.mem_bytes != shape->mem_bytes ||
+		if (p->creating || p->st != P_BOOTING || p->shape.mem_bytes != shape->mem_bytes ||
 		    p->shape.vcpus != shape->vcpus)
 			continue;
 		if (!best || (p->pool_ready && !best->pool_ready))
@@ -1279,6 +1336,7 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		struct vm_shape shape;
 		pod_shape(rt, pod, &shape);
 		pool_follow(rt, &shape);
+		pool_follow_images(rt, pod);
 		struct rpod *w = pool_take(rt, &shape);
 		struct err we;
 		if (w && pool_claim(rt, w, uid, pod, &we) == 0)
@@ -1408,7 +1466,7 @@ static void on_domain_event(void *ud, const char *uid, enum launcher_event ev, c
 		return;
 	for (size_t i = 0; i < rt->npool; i++)
 		if (strcmp(rt->pool[i]->dom, uid) == 0) {
-			if (!rt->pool[i]->busy)
+			if (!rt->pool[i]->creating)
 				pool_drop(rt->pool[i], "its VM stopped");
 			return;
 		}
@@ -1429,7 +1487,7 @@ static void on_domain_event(void *ud, const char *uid, enum launcher_event ev, c
 struct pull {
 	struct pull *next;
 	struct rpod *p;
-	char *ctr, *image;
+	char *ctr, *image; /* ctr NULL: a prefetch into a pool VM (no pod to tell) */
 	struct images_resolved res;
 	int resolved;
 	unsigned char *missing; /* per layer */
@@ -1442,6 +1500,8 @@ struct pull {
 
 static void pull_free(struct pull *pl)
 {
+	if (pl->fd >= 0) /* a pod that went while its layer was being sent */
+		close(pl->fd);
 	if (pl->resolved)
 		images_resolved_fini(&pl->res);
 	free(pl->missing);
@@ -1464,7 +1524,12 @@ static void pulls_free(struct rpod *p)
 static void pull_end(struct pull *pl, const char *fail_msg)
 {
 	struct rpod *p = pl->p;
-	if (fail_msg) {
+	if (!pl->ctr) {
+		if (fail_msg)
+			log_warn("runtime", "prefetch into pool VM %s: %s", p->dom, fail_msg);
+		else
+			log_info("runtime", "image prefetched pool_vm=%s image=%s", p->dom, pl->image);
+	} else if (fail_msg) {
 		complete(p->rt, D_PULL_FAILED, p->uid, pl->ctr, fail_msg, 0, 0);
 	} else {
 		struct rctr *c = find_ctr(p, pl->ctr);
@@ -1499,9 +1564,11 @@ static void on_layer_closed(uv_fs_t *req)
 
 static void close_layer(struct pull *pl)
 {
+	uv_file fd = pl->fd;
+	pl->fd = -1;
 	pl->p->busy++;
 	pl->fs.data = pl;
-	uv_fs_close(pl->p->rt->loop, &pl->fs, pl->fd, on_layer_closed);
+	uv_fs_close(pl->p->rt->loop, &pl->fs, fd, on_layer_closed);
 }
 
 static void read_chunk(struct pull *pl);
@@ -1516,6 +1583,7 @@ static void on_chunk_reply(void *arg, const json_t *body, const struct err *e)
 		uv_fs_t req;
 		uv_fs_close(NULL, &req, pl->fd, NULL); /* a local file: does not block */
 		uv_fs_req_cleanup(&req);
+		pl->fd = -1;
 		pull_end(pl, msg);
 		return;
 	}
@@ -1541,6 +1609,7 @@ static void on_chunk_read(uv_fs_t *req)
 		uv_fs_t c;
 		uv_fs_close(NULL, &c, pl->fd, NULL);
 		uv_fs_req_cleanup(&c);
+		pl->fd = -1;
 		pull_end(pl, "reading a layer blob failed");
 		return;
 	}
@@ -1674,6 +1743,13 @@ static void pull_begin(struct pull *pl)
 		return;
 	}
 	pl->resolved = 1;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < pl->res.nlayers; i++)
+		bytes += pl->res.layers[i].size;
+	if (!pl->ctr && bytes > POOL_PREFETCH_MAX) {
+		pull_end(pl, "too large to prefetch");
+		return;
+	}
 	json_t *body =
 	    json_pack("{s:s, s:s, s:s, s:s}", "ref", pl->image, "manifest", pl->res.manifest,
 	              "config", pl->res.config, "manifest_digest", pl->res.manifest_digest);
@@ -1687,8 +1763,21 @@ static void pull_begin(struct pull *pl)
 
 static void pull_next(struct rpod *p)
 {
-	if (p->st == P_READY && p->pulls && !p->pulls->resolved)
+	if ((p->st == P_READY || (p->pool && p->pool_ready)) && p->pulls && !p->pulls->resolved)
 		pull_begin(p->pulls);
+}
+
+static struct pull *pull_queue(struct rpod *p, const char *container, const char *image)
+{
+	struct pull *pl = xcalloc(1, sizeof *pl), **tail = &p->pulls;
+	pl->p = p;
+	pl->ctr = container ? xstrdup(container) : NULL;
+	pl->image = xstrdup(image);
+	pl->fd = -1;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = pl;
+	return pl;
 }
 
 static int rt_pull(void *ud, const char *uid, const char *container, const char *image,
@@ -1698,14 +1787,7 @@ static int rt_pull(void *ud, const char *uid, const char *container, const char 
 	struct rpod *p = strmap_get(&rt->pods, uid);
 	if (!p || p->st == P_DESTROYING || p->st == P_GONE)
 		return err_set(e, ERR_UNAVAILABLE, "the pod's VM is not running");
-	struct pull *pl = xcalloc(1, sizeof *pl), **tail = &p->pulls;
-	pl->p = p;
-	pl->ctr = xstrdup(container);
-	pl->image = xstrdup(image);
-	pl->fd = -1;
-	while (*tail)
-		tail = &(*tail)->next;
-	*tail = pl;
+	struct pull *pl = pull_queue(p, container, image);
 	if (p->pulls == pl && p->st == P_READY) /* start from the loop, not inside the call */
 		uv_async_send(&rt->async);
 	return 0;
@@ -2154,7 +2236,7 @@ void runtime_close(runtime *rt, void (*cb)(void *arg), void *arg)
 		struct rpod *p = rt->pool[i];
 		agentconn_close(p->ac);
 		p->ac = NULL;
-		if (!p->busy) {
+		if (!p->creating) {
 			char *dom = xstrdup(p->dom);
 			if (launcher_destroy(rt->l, dom, on_orphan_destroyed, dom))
 				free(dom);
@@ -2178,6 +2260,8 @@ void runtime_free(runtime *rt)
 		if (!rt->pool[i]->busy)
 			pool_free(rt->pool[i]);
 	free(rt->pool);
+	for (size_t i = 0; i < rt->nprefetch; i++)
+		free(rt->prefetch[i]);
 	while (rt->readers) {
 		runtime_log_reader *r = rt->readers;
 		rt->readers = r->next;

@@ -363,6 +363,12 @@ guest that dies is PodsInVms.test_4)."""
             time.sleep(0.5)
         second = self.pool_ready(self.d)[1]
         self.assertEqual(len(self.qemu_pids(second)), 1)
+        # and gets the last pod's image ahead of the next pod (verified in the guest)
+        deadline = time.time() + 120
+        line = f"image prefetched pool_vm={second} image=busybox"
+        while time.time() < deadline and line not in self.d.stderr():
+            time.sleep(0.5)
+        self.assertIn(line, self.d.stderr())
         metrics = self.d.request("GET", "/metrics")[2].decode()
         for line in ("cocod_vm_pool_taken_total 1", "cocod_vm_pool_ready 1",
                      "cocod_vm_pool_booting 0"):

@@ -16,7 +16,8 @@
  * init_data_digest_mismatch_fails_pod, init_data_unlike_its_record_is_not_booted,
  * pool_serves_a_pod_of_its_shape, pool_follows_the_size_of_pods,
  * init_data_pod_never_takes_the_pool, pool_vm_not_ready_is_dropped_then_backs_off,
- * runtime_close_destroys_the_pool, pool_vm_of_a_pod_is_adopted_after_a_crash. */
+ * runtime_close_destroys_the_pool, pool_vm_of_a_pod_is_adopted_after_a_crash,
+ * pool_vm_prefetches_the_last_pods_images. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1137,6 +1138,96 @@ static void runtime_close_destroys_the_pool(void **state)
 	guest_end_close(&ga);
 }
 
+/* No frame from the host on x->peer within `ms`. */
+static int quiet(struct fx *x, int ms)
+{
+	spin(x, NULL, ms);
+	struct pollfd p = {x->peer, POLLIN, 0};
+	return poll(&p, 1, 0) == 0;
+}
+
+/* The image a guest is offered (image_begin), with all its layers. */
+static json_t *all_layers(const struct frame_msg *m)
+{
+	json_t *man = json_loads(json_string_value(json_object_get(m->body, "manifest")), 0, NULL);
+	json_t *missing = json_array();
+	size_t i;
+	json_t *ly;
+	json_array_foreach(json_object_get(man, "layers"), i, ly)
+	    json_array_append(missing, json_object_get(ly, "digest"));
+	json_decref(man);
+	return missing;
+}
+
+static void pool_vm_prefetches_the_last_pods_images(void **state)
+{
+	struct fx *x = pool_fx(state);
+	struct frame_msg m;
+	char a[40], b[40], d[40];
+	virConnectPtr c = pool_mock(state);
+	fx_setup_with(x, 1, 1, 5000);
+	runtime_restored(x->rt);
+	/* the first pool VM: no pod yet, so no image to prefetch */
+	assert_true(wait_pool_vm(x, c, NULL, 3000, a));
+	pool_guest_ready(x, a);
+	assert_true(quiet(x, 300));
+	submit(x, new_pod("u-1", "busybox"));
+	agent_recv(x, &m, "create_sandbox");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	start_container(x); /* the whole image goes over */
+	struct guest_end g1 = guest_stash(x);
+	/* the refill is offered busybox, u-1's image, as soon as it is ready */
+	assert_true(wait_pool_vm(x, c, a, 3000, b));
+	pool_guest_ready(x, b);
+	agent_recv(x, &m, "image_begin");
+	assert_string_equal(json_string_value(json_object_get(m.body, "ref")), "busybox");
+	json_t *missing = all_layers(&m);
+	reply_ok(x, &m, json_pack("{s:O}", "missing", missing));
+	frame_msg_fini(&m);
+	assert_true(receive_layers(x, missing) > 0);
+	json_decref(missing);
+	assert_true(quiet(x, 200));
+	/* the next busybox pod takes it: its image is there, nothing is sent */
+	submit(x, new_pod("u-2", "busybox"));
+	agent_recv(x, &m, "create_sandbox");
+	assert_string_equal(json_string_value(json_object_get(m.body, "uid")), "u-2");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	agent_recv(x, &m, "image_begin");
+	reply_ok(x, &m, json_pack("{s:[]}", "missing"));
+	frame_msg_fini(&m);
+	agent_recv(x, &m, "create_container"); /* no blob_chunk before it */
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+	agent_recv(x, &m, "start_container");
+	reply_ok(x, &m, json_pack("{s:i}", "pid", 7));
+	frame_msg_fini(&m);
+	agent_send(x, 0, "container_started", json_pack("{s:s, s:i}", "name", "web", "pid", 7));
+	wait_phase(x, "Running");
+	struct guest_end g2 = guest_stash(x);
+	/* a pool VM that answers the prefetch like a hostile guest is dropped;
+	 * no pod hears of it */
+	char ids[4][40];
+	int n = 0;
+	for (int i = 0; i < 300 && (n = mock_doms(c, POOL_PREFIX, ids, 4)) < 3; i++)
+		spin(x, NULL, 10);
+	assert_int_equal(n, 3); /* u-1's, u-2's and the new one */
+	for (int i = 0; i < n; i++)
+		if (strcmp(ids[i], a) && strcmp(ids[i], b))
+			memcpy(d, ids[i], sizeof d);
+	pool_guest_ready(x, d);
+	agent_recv(x, &m, "image_begin");
+	reply_ok(x, &m, json_pack("{s:[s]}", "missing", "sha256:0000"));
+	frame_msg_fini(&m);
+	assert_true(wait_eof(x, x->peer, 3000));
+	assert_true(wait_gone(x, c, d, 3000));
+	assert_string_equal(phase(x), "Running");
+	assert_true(mock_alive(c, b));
+	guest_end_close(&g1);
+	guest_end_close(&g2);
+}
+
 /* Pod `uid` as the store keeps it: spec, node and the last status. */
 static json_t *stored_pod(struct fx *x, const char *uid)
 {
@@ -1219,6 +1310,7 @@ int main(void)
 	    POOL_CASE(pool_vm_not_ready_is_dropped_then_backs_off),
 	    POOL_CASE(runtime_close_destroys_the_pool),
 	    POOL_CASE(pool_vm_of_a_pod_is_adopted_after_a_crash),
+	    POOL_CASE(pool_vm_prefetches_the_last_pods_images),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
