@@ -54,6 +54,8 @@ struct agent {
 	struct gimage_store *images;
 	struct gctr_set *ctrs;
 	char *hostname; /* set by create_sandbox */
+	pid_t warm_pid; /* the warm-up's crun, while it runs; -1 once done */
+	uint64_t warm_at;
 	int power_off;
 	const struct frame_msg *msg; /* the request being handled (its payload) */
 };
@@ -295,6 +297,21 @@ static int on_destroy_sandbox(struct agent *a, json_t *body, json_t *reply, stru
 	return 0;
 }
 
+/* Before a sandbox, in a warm pool VM's idle time (gctr_warm_up); once. */
+static int on_warm_up(struct agent *a, json_t *body, json_t *reply, struct err *e)
+{
+	if (a->hostname)
+		return err_set(e, ERR_CONFLICT, "warm_up: only before create_sandbox");
+	if (a->warm_pid)
+		return 0; /* running or done */
+	pid_t pid = gctr_warm_up(a->ctrs, e);
+	if (pid < 0)
+		return e->code;
+	a->warm_pid = pid;
+	a->warm_at = now_ns();
+	return 0;
+}
+
 static int on_exec(struct agent *a, json_t *body, json_t *reply, struct err *e)
 {
 	return err_set(e, ERR_FORBIDDEN, "exec is not allowed by the agent policy");
@@ -309,6 +326,7 @@ static const struct {
 	{"blob_chunk", on_blob_chunk, 1},           {"create_container", on_create_container, 0},
 	{"start_container", on_start_container, 0}, {"signal", on_signal, 0},
 	{"destroy_sandbox", on_destroy_sandbox, 0}, {"exec", on_exec, 0},
+	{"warm_up", on_warm_up, 0},
 };
 
 static void handle(struct agent *a, struct frame_msg *m)
@@ -407,8 +425,15 @@ static void reap(struct agent *a)
 		;
 	int status;
 	pid_t pid;
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == a->warm_pid) {
+			log_info("agent", "warm-up done ms=%llu status=%d",
+				 (unsigned long long)((now_ns() - a->warm_at) / 1000000), status);
+			a->warm_pid = -1;
+			gctr_warm_up_done(a->ctrs);
+		}
 		gctr_reaped(a->ctrs, pid, status);
+	}
 }
 
 static void wait_until(struct agent *a, uint64_t ms, int (*done)(struct agent *))

@@ -471,6 +471,53 @@ void gctr_on_poll(struct gctr_set *s, const struct pollfd *fds, size_t n)
 	}
 }
 
+/* Not a DNS label: no pod container can have this name. */
+#define WARM_UP "warm_up"
+
+/* A warm pool VM's idle time, spent on the first `crun run` of the VM:
+ * under TCG that one translates crun, its libraries and the kernel paths
+ * it takes (namespaces, mounts, seccomp, pivot_root) for the first time,
+ * and later runs at the same addresses reuse it (gproc.h), so the pod's
+ * first container starts sooner.  The container's root is the agent's own
+ * (a read-only bind of /); it runs busybox `true`, and crun removes it when
+ * it exits. */
+pid_t gctr_warm_up(struct gctr_set *s, struct err *e)
+{
+	cleanup_free char *dir = xasprintf("%s/" WARM_UP, s->state_dir);
+	cleanup_free char *rootfs = xasprintf("%s/rootfs", dir);
+	cleanup_free char *path = xasprintf("%s/config.json", dir);
+	if (mkdir_p(rootfs, 0755, e) < 0)
+		return -1;
+	if (mount("/", rootfs, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, rootfs, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) {
+		err_set(e, ERR_IO, "warm-up: binding / read-only: %s", strerror(errno));
+		umount2(rootfs, MNT_DETACH);
+		return -1;
+	}
+	json_t *cmd = json_pack("[s, s]", "/bin/busybox", "true");
+	struct ocispec_in in = {
+	    .command = cmd, .rootfs = rootfs, .read_only_root = 1, .hostname = "warm-up"};
+	json_t *doc = ocispec_build(&in, e);
+	json_decref(cmd);
+	int rc = doc ? json_dump_file(doc, path, JSON_COMPACT) : -1;
+	json_decref(doc);
+	if (doc && rc < 0)
+		err_set(e, ERR_IO, "warm-up: writing %s", path);
+	const char *argv[] = {s->crun, "run", "--bundle", dir, WARM_UP, NULL};
+	pid_t pid = rc < 0 ? -1 : gproc_spawn_fixed_layout(argv, -1, -1, -1);
+	if (rc == 0 && pid < 0)
+		err_set(e, ERR_IO, "warm-up: starting crun: %s", strerror(errno));
+	if (pid < 0)
+		umount2(rootfs, MNT_DETACH);
+	return pid;
+}
+
+void gctr_warm_up_done(struct gctr_set *s)
+{
+	cleanup_free char *rootfs = xasprintf("%s/" WARM_UP "/rootfs", s->state_dir);
+	umount2(rootfs, MNT_DETACH);
+}
+
 void gctr_reaped(struct gctr_set *s, pid_t pid, int status)
 {
 	for (struct ctr *c = s->list; c; c = c->next)

@@ -45,6 +45,11 @@ void gctr_on_poll(struct gctr_set *s, const struct pollfd *fds, size_t n);
 /* A child was reaped: records the exit if it is a container's. */
 void gctr_reaped(struct gctr_set *s, pid_t pid, int status);
 
+/* Starts a throwaway container (gctr.c), before any of the pod's; returns
+ * crun's pid, or -1 with `e` set.  gctr_warm_up_done once it was reaped. */
+pid_t gctr_warm_up(struct gctr_set *s, struct err *e);
+void gctr_warm_up_done(struct gctr_set *s);
+
 /* Signals every running container; returns how many still run. */
 int gctr_kill_all(struct gctr_set *s, int sig);
 

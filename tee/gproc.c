@@ -69,3 +69,8 @@ int gproc_run_fixed_layout(const char *const argv[], int in, int out, int errfd)
 {
 	return run(argv, in, out, errfd, 1);
 }
+
+pid_t gproc_spawn_fixed_layout(const char *const argv[], int in, int out, int errfd)
+{
+	return spawn(argv, in, out, errfd, 1);
+}

@@ -22,6 +22,9 @@ int gproc_run(const char *const argv[], int in, int out, int errfd);
  * not run workload code (see ocispec's personality). */
 int gproc_run_fixed_layout(const char *const argv[], int in, int out, int errfd);
 
+/* gproc_spawn with that layout. */
+pid_t gproc_spawn_fixed_layout(const char *const argv[], int in, int out, int errfd);
+
 /* waitpid that retries on EINTR. */
 int gproc_wait(pid_t pid, int *status);
 

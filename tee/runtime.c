@@ -808,6 +808,21 @@ static void send_sandbox(struct rpod *p)
 		pod_fail(p, "create_sandbox: %s", e.msg);
 }
 
+static void on_warm_up_reply(void *arg, const json_t *body, const struct err *e)
+{
+	struct rpod *p = arg;
+	if (e)
+		log_warn("runtime", "warm-up in VM %s: %s", p->dom, e->msg);
+}
+
+/* The pool VM's first container run, done before its pod's (gctr.h). */
+static void pool_warm_up(struct rpod *p)
+{
+	struct err e;
+	if (agentconn_request(p->ac, "warm_up", NULL, REQ_TIMEOUT_MS, on_warm_up_reply, p, &e))
+		log_warn("runtime", "warm-up in pool VM %s: %s", p->dom, e.msg);
+}
+
 static void h_ready(void *ud, const char *version, const char *kernel, int64_t boot_ms)
 {
 	struct rpod *p = ud;
@@ -818,7 +833,10 @@ static void h_ready(void *ud, const char *version, const char *kernel, int64_t b
 		p->rt->pool_backoff_ms = 0;
 		for (size_t i = 0; i < p->rt->nprefetch; i++) /* the last pod's images */
 			pull_queue(p, NULL, p->rt->prefetch[i]);
-		pull_next(p);
+		if (p->pulls)
+			pull_next(p); /* then the warm-up, from pull_end */
+		else
+			pool_warm_up(p);
 		return;
 	}
 	if (p->st != P_BOOTING || p->adopted)
@@ -1000,7 +1018,9 @@ static void on_domain_created(void *arg, const struct err *e)
  * replicas); VMs of another size are dropped.  Once ready, a pool VM is
  * given that pod's images (image_begin and the missing layers, as for a
  * pod; the guest verifies them the same way), so that the next pod finds
- * them there.  Refills wait a second after
+ * them there, and then asked to warm up (one throwaway container: under
+ * TCG the first `crun run` of a VM costs three times a later one).
+ * Refills wait a second after
  * a take (the taken VM's pod is starting: its guest needs the CPU), boot
  * one VM at a time, and back off (doubling, up to 5 min) after a VM that
  * did not come up.  The daemon destroys its pool VMs when it stops;
@@ -1543,6 +1563,8 @@ static void pull_end(struct pull *pl, const char *fail_msg)
 	}
 	p->pulls = pl->next;
 	pull_free(pl);
+	if (p->pool && !p->pulls && p->st != P_GONE)
+		pool_warm_up(p);
 	pull_next(p);
 }
 

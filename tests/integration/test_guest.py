@@ -254,6 +254,16 @@ class GuestAgent(unittest.TestCase):
         self.assertEqual(self.ready["id"], 0)
         self.assertIn("cloud-amd64", self.ready["body"]["kernel"])
 
+    def test_01a_warm_up_before_the_sandbox(self):
+        # a throwaway container (a warm pool VM's idle time): crun runs, exits 0
+        self.ok("warm_up", {})
+        deadline = time.time() + 60
+        while time.time() < deadline and "warm-up done" not in self.vm.console_text():
+            time.sleep(0.2)
+        self.assertRegex(self.vm.console_text(), r"warm-up done ms=\d+ status=0\b")
+        self.ok("warm_up", {})  # once: asked again, nothing more happens
+        self.assertEqual(self.vm.console_text().count("warm-up done"), 1)
+
     def test_02_sandbox_and_image(self):
         sandbox = {"uid": "u1", "name": "p1", "namespace": "default", "hostname": "p1",
                    "volumes": [{"name": "shared", "medium": ""}]}
@@ -266,6 +276,9 @@ class GuestAgent(unittest.TestCase):
         # is set from the host's time (here 300 s ahead: test_04 reads it).
         r = self.ok("create_sandbox", dict(sandbox, init_data=INIT_TOML,
                                            time_ns=time.time_ns() + CLOCK_AHEAD * 10**9))
+        r2 = self.ch.request("warm_up", {})  # only before the pod's own containers
+        self.assertFalse(r2["ok"])
+        self.assertIn("only before create_sandbox", r2["error"])
         self.assertEqual(r["init_data_digest"],
                          "sha384:" + hashlib.sha384(INIT_TOML.encode()).hexdigest())
         t0 = time.time()

@@ -893,12 +893,29 @@ static int exists(const char *dir, const char *sub)
 
 /* Plays pool VM `id`'s guest up to its agent's `ready`, which the host
  * has then seen. */
-static void pool_guest_ready(struct fx *x, const char *id)
+static void pool_guest_hello(struct fx *x, const char *id)
 {
 	cleanup_free char *path = xasprintf("%s/pool/%s/agent.sock", x->dir, id);
 	guest_listen(x, path);
 	agent_send(x, 0, "ready", json_pack("{s:s}", "version", "test"));
 	spin(x, NULL, 100);
+}
+
+/* The host's warm_up for an idle pool VM, answered. */
+static void pool_guest_warm_up(struct fx *x)
+{
+	struct frame_msg m;
+	agent_recv(x, &m, "warm_up");
+	reply_ok(x, &m, NULL);
+	frame_msg_fini(&m);
+}
+
+/* pool_guest_hello for a pool VM with no image to prefetch: the host asks
+ * for the warm-up at once. */
+static void pool_guest_ready(struct fx *x, const char *id)
+{
+	pool_guest_hello(x, id);
+	pool_guest_warm_up(x);
 }
 
 /* The guest end of a connection, moved out of the fixture so that the
@@ -1179,7 +1196,7 @@ static void pool_vm_prefetches_the_last_pods_images(void **state)
 	struct guest_end g1 = guest_stash(x);
 	/* the refill is offered busybox, u-1's image, as soon as it is ready */
 	assert_true(wait_pool_vm(x, c, a, 3000, b));
-	pool_guest_ready(x, b);
+	pool_guest_hello(x, b);
 	agent_recv(x, &m, "image_begin");
 	assert_string_equal(json_string_value(json_object_get(m.body, "ref")), "busybox");
 	json_t *missing = all_layers(&m);
@@ -1187,6 +1204,7 @@ static void pool_vm_prefetches_the_last_pods_images(void **state)
 	frame_msg_fini(&m);
 	assert_true(receive_layers(x, missing) > 0);
 	json_decref(missing);
+	pool_guest_warm_up(x); /* after the images */
 	assert_true(quiet(x, 200));
 	/* the next busybox pod takes it: its image is there, nothing is sent */
 	submit(x, new_pod("u-2", "busybox"));
@@ -1216,7 +1234,7 @@ static void pool_vm_prefetches_the_last_pods_images(void **state)
 	for (int i = 0; i < n; i++)
 		if (strcmp(ids[i], a) && strcmp(ids[i], b))
 			memcpy(d, ids[i], sizeof d);
-	pool_guest_ready(x, d);
+	pool_guest_hello(x, d);
 	agent_recv(x, &m, "image_begin");
 	reply_ok(x, &m, json_pack("{s:[s]}", "missing", "sha256:0000"));
 	frame_msg_fini(&m);
