@@ -1036,18 +1036,6 @@ static int pool_can_serve(const json_t *pod)
 	return !initdata_annotation(ann, &name) && strcmp(pod_tee(pod), "sim") == 0;
 }
 
-static void pool_free(struct rpod *p)
-{
-	agentconn_close(p->ac);
-	pulls_free(p);
-	free(p->c);
-	json_decref(p->pod);
-	free(p->uid);
-	free(p->dom);
-	free(p->dir);
-	free(p);
-}
-
 static void pool_remove(runtime *rt, struct rpod *p)
 {
 	for (size_t i = 0; i < rt->npool; i++)
@@ -1057,7 +1045,7 @@ static void pool_remove(runtime *rt, struct rpod *p)
 		}
 }
 
-static void count(runtime *rt, const char *name, const char *help)
+static void count_metric(runtime *rt, const char *name, const char *help)
 {
 	if (rt->o.metrics)
 		metrics_counter_add(rt->o.metrics, name, help, NULL, 1);
@@ -1086,7 +1074,7 @@ static void on_pool_destroyed(void *arg, const struct err *e)
 		log_warn("runtime", "destroying pool VM %s: %s", p->dom, e->msg);
 	else if (p->pool) /* still <data-dir>/pool/<id>: nobody's logs */
 		remove_dir(p->dir);
-	pool_free(p);
+	pod_free(p);
 }
 
 static void on_orphan_destroyed(void *arg, const struct err *e);
@@ -1100,7 +1088,7 @@ static void pool_drop(struct rpod *p, const char *why)
 	if (!p->pool_ready) /* it never came up: do not boot the next one at once */
 		pool_backoff(rt);
 	log_info("runtime", "pool VM dropped pool_vm=%s reason=%s", p->dom, why);
-	count(rt, "cocod_vm_pool_dropped_total",
+	count_metric(rt, "cocod_vm_pool_dropped_total",
 	      "Warm pool VMs destroyed without serving a pod (wrong size, failed, stopped).");
 	p->st = P_GONE;
 	agentconn_close(p->ac);
@@ -1115,7 +1103,7 @@ static void pool_release(struct rpod *p)
 	if (p->st != P_GONE || p->busy > 0)
 		return;
 	if (launcher_destroy(p->rt->l, p->dom, on_pool_destroyed, p))
-		pool_free(p);
+		pod_free(p);
 }
 
 static void on_pool_created(void *arg, const struct err *e)
@@ -1132,13 +1120,13 @@ static void on_pool_created(void *arg, const struct err *e)
 			pool_backoff(rt);
 		}
 		remove_dir(p->dir);
-		pool_free(p);
+		pod_free(p);
 		return;
 	}
 	if (p->st == P_GONE || rt->closing) {
 		pool_remove(rt, p);
 		if (launcher_destroy(rt->l, p->dom, on_pool_destroyed, p))
-			pool_free(p);
+			pod_free(p);
 		return;
 	}
 	p->boot_deadline = uv_now(rt->loop) + rt->o.boot_timeout_ms;
@@ -1176,7 +1164,7 @@ static void pool_fill_one(runtime *rt)
 	if (fd < 0 || vm_xml(rt, p->dom, p->dir, "sim", &p->shape, NULL, &xml, &e)) {
 		log_warn("runtime", "pool VM %s: %s", id, fd < 0 ? "cannot create its directory" : e.msg);
 		buf_fini(&xml);
-		pool_free(p);
+		pod_free(p);
 		pool_backoff(rt);
 		return;
 	}
@@ -1187,7 +1175,7 @@ static void pool_fill_one(runtime *rt)
 		p->busy--;
 		p->creating = 0;
 		pool_remove(rt, p);
-		pool_free(p);
+		pod_free(p);
 		pool_backoff(rt);
 	} else {
 		log_info("runtime", "booting pool VM pool_vm=%s memory_mib=%llu vcpus=%u", id,
@@ -1304,7 +1292,7 @@ static int pool_claim(runtime *rt, struct rpod *p, const char *uid, const json_t
 	rt->pool_next_at = uv_now(rt->loop) + POOL_REFILL_DELAY_MS;
 	log_info("runtime", "pod VM from the warm pool uid=%s pool_vm=%s ready=%d", uid, p->dom,
 	         p->pool_ready);
-	count(rt, "cocod_vm_pool_taken_total", "Pods that started on a VM from the warm pool.");
+	count_metric(rt, "cocod_vm_pool_taken_total", "Pods that started on a VM from the warm pool.");
 	if (p->pool_ready)
 		send_sandbox(p);
 	return 0;
@@ -1381,7 +1369,7 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		return err_set(e, ERR_UNAVAILABLE, "the VM launcher is not running");
 	}
 	log_info("runtime", "creating pod VM uid=%s accel=%s", uid, launcher_accel(rt->l));
-	count(rt, "cocod_pod_vms_booted_total", "Pod VMs booted for their pod (not from the warm pool).");
+	count_metric(rt, "cocod_pod_vms_booted_total", "Pod VMs booted for their pod (not from the warm pool).");
 	return 0;
 }
 
@@ -2280,7 +2268,7 @@ void runtime_free(runtime *rt)
 	strmap_fini(&rt->pods);
 	for (size_t i = 0; i < rt->npool; i++)
 		if (!rt->pool[i]->busy)
-			pool_free(rt->pool[i]);
+			pod_free(rt->pool[i]);
 	free(rt->pool);
 	for (size_t i = 0; i < rt->nprefetch; i++)
 		free(rt->prefetch[i]);
