@@ -1369,7 +1369,8 @@ static int rt_sandbox_create(void *ud, const char *uid, const json_t *pod, struc
 		return err_set(e, ERR_UNAVAILABLE, "the VM launcher is not running");
 	}
 	log_info("runtime", "creating pod VM uid=%s accel=%s", uid, launcher_accel(rt->l));
-	count_metric(rt, "cocod_pod_vms_booted_total", "Pod VMs booted for their pod (not from the warm pool).");
+	count_metric(rt, "cocod_pod_vms_booted_total",
+	             "Pod VMs booted for their pod (not from the warm pool).");
 	return 0;
 }
 
