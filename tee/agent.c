@@ -111,22 +111,24 @@ static void flush_some(struct agent *a)
 	}
 }
 
+/* Guest uptime in ms (the clock the kernel's own boot time is on). */
+static int64_t uptime_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void send_ready(struct agent *a)
 {
 	struct utsname u;
-	double up = 0;
-	FILE *f = fopen("/proc/uptime", "r");
-	if (f) {
-		if (fscanf(f, "%lf", &up) != 1)
-			up = 0;
-		fclose(f);
-	}
+	int64_t up = uptime_ms();
 	uname(&u);
 	json_t *b = json_pack("{s:s, s:s, s:I, s:[s]}", "version", COCOD_VERSION, "kernel",
-			      u.release, "boot_ms", (json_int_t)(up * 1000), "features", "payload");
+			      u.release, "boot_ms", (json_int_t)up, "features", "payload");
 	queue_frame(a, 0, "ready", b, 1);
 	json_decref(b);
-	log_info("agent", "host connected, ready sent boot_ms=%lld", (long long)(up * 1000));
+	log_info("agent", "host connected, ready sent boot_ms=%lld", (long long)up);
 }
 
 /* ---- requests ---- */
@@ -555,14 +557,6 @@ static void load_modules(void)
 			log_error("agent", "insmod %s: %s", mods[i], strerror(errno));
 		close(fd);
 	}
-}
-
-/* Guest uptime in ms (the clock the kernel's own boot time is on). */
-static int64_t uptime_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Stage 2: the file systems, the console and the modules; *mods_ms gets

@@ -49,6 +49,7 @@
 #include "k8s.h"
 #include "pod.h"
 #include "util.h"
+#include "testinit.h"
 
 #define LABEL_ERR                                                                                  \
 	"a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "   \
@@ -1007,24 +1008,6 @@ static void k8s_helpers(void **state)
 
 #define INIT_PATH "metadata.annotations[io.katacontainers.config.hypervisor.cc_init_data]"
 #define INIT_TOML "version = \"0.1.0\"\nalgorithm = \"sha256\"\n[data]\nk = \"v\"\n"
-
-/* The annotation value for `text`: base64 of its gzip. */
-static char *init_annotation(const char *text)
-{
-	unsigned char gz[4096];
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-	                 Z_OK);
-	z.next_in = (Bytef *)(uintptr_t)text;
-	z.avail_in = (uInt)strlen(text);
-	z.next_out = gz;
-	z.avail_out = sizeof gz;
-	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-	char *b = b64_encode(gz, sizeof gz - z.avail_out);
-	deflateEnd(&z);
-	return b;
-}
 
 /* A pod whose annotations are `annotations` (a new reference is taken),
  * normalized. */

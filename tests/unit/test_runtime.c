@@ -48,6 +48,7 @@
 #include "runtime.h"
 #include "store.h"
 #include "util.h"
+#include "testinit.h"
 
 static char *mktmp(void)
 {
@@ -542,6 +543,19 @@ static size_t receive_layers(struct fx *x, const json_t *missing)
 	return total;
 }
 
+/* The image a guest is offered (image_begin), with all its layers. */
+static json_t *all_layers(const struct frame_msg *m)
+{
+	json_t *man = json_loads(json_string_value(json_object_get(m->body, "manifest")), 0, NULL);
+	json_t *missing = json_array();
+	size_t i;
+	json_t *ly;
+	json_array_foreach(json_object_get(man, "layers"), i, ly)
+	    json_array_append(missing, json_object_get(ly, "digest"));
+	json_decref(man);
+	return missing;
+}
+
 /* After create_sandbox: the guest takes the whole image (every layer
  * missing), then creates and starts container "web"; the pod runs. */
 static void start_container(struct fx *x)
@@ -550,13 +564,7 @@ static void start_container(struct fx *x)
 	/* the image: all layers missing */
 	agent_recv(x, &m, "image_begin");
 	assert_non_null(strstr(json_string_value(json_object_get(m.body, "manifest")), "layers"));
-	json_t *man = json_loads(json_string_value(json_object_get(m.body, "manifest")), 0, NULL);
-	json_t *missing = json_array();
-	size_t i;
-	json_t *ly;
-	json_array_foreach(json_object_get(man, "layers"), i, ly)
-	    json_array_append(missing, json_object_get(ly, "digest"));
-	json_decref(man);
+	json_t *missing = all_layers(&m);
 	assert_true(json_array_size(missing) >= 1);
 	reply_ok(x, &m, json_pack("{s:O}", "missing", missing));
 	frame_msg_fini(&m);
@@ -665,19 +673,9 @@ static void hostile_guest_fails_pod(void **state)
  * pod_normalize would; NULL: the real one, computed here with OpenSSL). */
 static json_t *init_pod(const char *uid, const char *digest, char real[INITDATA_DIGEST_STR])
 {
-	unsigned char gz[1024], md[48];
+	unsigned char md[48];
 	char hex[97];
-	z_stream z;
-	memset(&z, 0, sizeof z);
-	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-	                 Z_OK);
-	z.next_in = (Bytef *)(uintptr_t)INIT_TOML;
-	z.avail_in = (uInt)strlen(INIT_TOML);
-	z.next_out = gz;
-	z.avail_out = sizeof gz;
-	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-	cleanup_free char *b64 = b64_encode(gz, sizeof gz - z.avail_out);
-	deflateEnd(&z);
+	cleanup_free char *b64 = init_annotation(INIT_TOML);
 	EVP_Digest(INIT_TOML, strlen(INIT_TOML), md, NULL, EVP_sha384(), NULL);
 	hex_encode(md, sizeof md, hex);
 	snprintf(real, INITDATA_DIGEST_STR, "sha384:%s", hex);
@@ -1161,19 +1159,6 @@ static int quiet(struct fx *x, int ms)
 	spin(x, NULL, ms);
 	struct pollfd p = {x->peer, POLLIN, 0};
 	return poll(&p, 1, 0) == 0;
-}
-
-/* The image a guest is offered (image_begin), with all its layers. */
-static json_t *all_layers(const struct frame_msg *m)
-{
-	json_t *man = json_loads(json_string_value(json_object_get(m->body, "manifest")), 0, NULL);
-	json_t *missing = json_array();
-	size_t i;
-	json_t *ly;
-	json_array_foreach(json_object_get(man, "layers"), i, ly)
-	    json_array_append(missing, json_object_get(ly, "digest"));
-	json_decref(man);
-	return missing;
 }
 
 static void pool_vm_prefetches_the_last_pods_images(void **state)
